@@ -1,0 +1,5 @@
+import sys
+
+from lipsdf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""PointDataset: the training data of one shape, saved as a single ``.npz``.
+
+Arrays are in *unit* coordinates (the box ``[-1, 1]^d`` the network sees);
+``normalization`` maps them back to the user's world units. Distances in unit
+coordinates are world distances divided by ``normalization.scale``.
+
+Arrays by mode (``n`` points of dimension ``d``):
+
+==========  =====================================================================
+signed      ``points`` (n, d), ``labels`` (n,) int8: -1 inside, +1 outside
+unsigned    ``points`` (n, d), ``labels`` (n,) int8: -1 on the surface, +1 elsewhere
+dist        ``points`` (n, d), ``distances`` (n,): signed where inside is defined
+sal         ``points`` (n, d), ``distances`` (n,): unsigned
+==========  =====================================================================
+
+Every mode also has ``surface_points`` (and ``surface_normals`` where the
+shape has oriented normals) and a test set: ``test_points``,
+``test_distances`` (signed where defined) and ``test_region`` (0 uniform in
+the domain, 1 near the surface, 2 on the surface).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lipsdf import __version__
+from lipsdf.errors import DatasetError, InputFileError
+from lipsdf.files import PathLike, atomic_output
+from lipsdf.geometry.normalize import Normalization
+
+FORMAT = "lipsdf-dataset"
+FORMAT_VERSION = 1
+MODES = ("signed", "unsigned", "dist", "sal")
+TEST_ARRAYS = ("test_points", "test_distances", "test_region")
+REQUIRED_ARRAYS = {
+    "signed": ("points", "labels", "surface_points"),
+    "unsigned": ("points", "labels", "surface_points"),
+    "dist": ("points", "distances", "surface_points"),
+    "sal": ("points", "distances", "surface_points"),
+}
+REGION_NAMES = ("uniform", "near", "surface")
+
+
+@dataclass
+class PointDataset:
+    """Arrays plus metadata; see the module docstring for the arrays of each mode.
+
+    Examples
+    --------
+    >>> from lipsdf.sampling import sample
+    >>> from lipsdf.geometry.primitives import circle
+    >>> data = sample(circle(), "signed", n=1000, n_test=200, seed=0)
+    >>> data.mode, data.points.shape, int((data.labels < 0).sum())
+    ('signed', (1000, 2), 500)
+    """
+
+    mode: str
+    arrays: dict[str, np.ndarray]
+    normalization: Normalization
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DatasetError(f"unknown dataset mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        missing = [k for k in REQUIRED_ARRAYS[self.mode] + TEST_ARRAYS if k not in self.arrays]
+        if missing:
+            raise DatasetError(f"a {self.mode} dataset needs arrays {', '.join(missing)}")
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
+
+    @property
+    def dim(self) -> int:
+        return self.arrays["points"].shape[1]
+
+    @property
+    def kind(self) -> str:
+        return self.metadata.get("kind", "")
+
+    def world(self, name: str) -> np.ndarray:
+        """Array ``name`` in world units (points mapped back, distances scaled)."""
+        values = self.arrays[name]
+        if name.endswith("points"):
+            return self.normalization.to_world(values)
+        if name.endswith("distances"):
+            return self.normalization.distance_to_world(values)
+        return values
+
+    def save(self, path: PathLike) -> Path:
+        """Write one ``.npz`` atomically; returns the path."""
+        path = Path(path)
+        if path.suffix.lower() != ".npz":
+            raise InputFileError(f"dataset files end in .npz, got {path.name}")
+        header = dict(self.metadata, format=FORMAT, format_version=FORMAT_VERSION, mode=self.mode,
+                      normalization=self.normalization.to_dict())
+        header.setdefault("lipsdf_version", __version__)
+        with atomic_output(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, metadata=np.array(json.dumps(header)), **self.arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: PathLike) -> "PointDataset":
+        """Read a dataset written by :meth:`save`, checking its format version."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputFileError(f"no such dataset file: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                if "metadata" not in archive.files:
+                    raise DatasetError(f"{path} is not a lipsdf dataset (no metadata); make one with `lipsdf sample`")
+                header = json.loads(str(archive["metadata"]))
+                arrays = {k: archive[k] for k in archive.files if k != "metadata"}
+        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"{path} is not a readable .npz dataset ({exc})") from None
+        if header.get("format") != FORMAT:
+            raise DatasetError(f"{path} is not a lipsdf dataset")
+        version = header.get("format_version")
+        if version != FORMAT_VERSION:
+            raise DatasetError(
+                f"{path} has dataset format version {version}, this lipsdf reads version {FORMAT_VERSION}; "
+                "re-create it with `lipsdf sample`"
+            )
+        return cls(header["mode"], arrays, Normalization.from_dict(header["normalization"]), header)

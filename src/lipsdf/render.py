@@ -1,0 +1,84 @@
+"""PNG pictures. So far: a preview of a dataset's samples, in world coordinates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lipsdf.dataset import PointDataset
+from lipsdf.files import PathLike, atomic_output
+
+_MAX_POINTS = 20_000
+
+
+def _figure(n_panels: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels + 1.5, 5.5), squeeze=False, layout="constrained")
+    return plt, fig, axes[0]
+
+
+def _colouring(dataset: PointDataset, index: np.ndarray) -> tuple[np.ndarray, dict, str, dict]:
+    """Values to colour by, scatter colour options, colour-bar label and colour-bar options."""
+    if "labels" in dataset.arrays:
+        from matplotlib.colors import ListedColormap
+
+        names = {"signed": ("inside", "outside"), "unsigned": ("surface", "elsewhere")}[dataset.mode]
+        cmap = ListedColormap(["#3b4cc0", "#d6604d"])
+        return dataset.labels[index], dict(cmap=cmap, vmin=-2, vmax=2), "label", dict(ticks=[-1, 1], labels=names)
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    distances = dataset.world("distances")[index]
+    low, high = float(distances.min()), float(max(distances.max(), 1e-12))
+    if low < 0:  # blue inside, red outside, white on the surface, each side on its own scale
+        return distances, dict(cmap="coolwarm", norm=TwoSlopeNorm(0.0, low, high)), "signed distance", {}
+    return distances, dict(cmap="viridis", norm=Normalize(0.0, high)), "distance", {}
+
+
+def plot_dataset(dataset: PointDataset, path: PathLike, seed: int = 0) -> Path:
+    """Write a PNG of the training samples, in world coordinates.
+
+    2D: all samples coloured by label or distance, surface samples in black.
+    3D: three axis-aligned slabs through the centre of the box (a tenth of its
+    width thick), one panel each.
+    """
+    rng = np.random.default_rng(seed)
+    points = dataset.world("points")
+    index = rng.permutation(len(points))[:_MAX_POINTS] if len(points) > _MAX_POINTS else np.arange(len(points))
+    values, colour, legend, bar = _colouring(dataset, index)
+    points = points[index]
+    surface = dataset.world("surface_points")
+    lower, upper = dataset.normalization.world_bounds()
+    if dataset.dim == 2:
+        plt, fig, axes = _figure(1)
+        panels = [((0, 1), np.ones(len(points), bool), np.ones(len(surface), bool), "")]
+    else:
+        plt, fig, axes = _figure(3)
+        half_width = 0.05 * dataset.normalization.scale
+        panels = []
+        for axis, (i, j) in zip(range(3)[::-1], ((0, 1), (0, 2), (1, 2))):
+            centre = dataset.normalization.center[axis]
+            panels.append(((i, j), np.abs(points[:, axis] - centre) < half_width,
+                           np.abs(surface[:, axis] - centre) < half_width, f"slice {'xyz'[axis]} = {centre:.3g} ± {half_width:.2g}"))
+    for ax, ((i, j), mask, surface_mask, title) in zip(axes, panels):
+        scatter = ax.scatter(points[mask, i], points[mask, j], c=values[mask], s=2, linewidths=0, **colour)
+        ax.scatter(surface[surface_mask, i], surface[surface_mask, j], c="k", s=0.5, linewidths=0)
+        ax.set_xlim(lower[i], upper[i])
+        ax.set_ylim(lower[j], upper[j])
+        ax.set_aspect("equal")
+        ax.set_xlabel("xyz"[i])
+        ax.set_ylabel("xyz"[j])
+        ax.set_title(title)
+    colorbar = fig.colorbar(scatter, ax=list(axes), shrink=0.8, label=legend)
+    if bar:
+        colorbar.set_ticks(bar["ticks"], labels=bar["labels"])
+    fig.suptitle(f"{dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); black: surface samples")
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,307 @@
+"""Training points around a shape: modes ``signed``, ``unsigned``, ``dist`` and ``sal``.
+
+Points come from a mix of uniform samples in the unit box ``[-1, 1]^d`` and
+near-surface samples (surface points plus Gaussian noise at a few scales).
+All work happens in unit coordinates; the dataset carries the normalisation
+back to world units.
+
+* ``signed``: inside (-1) / outside (+1) labels from the winding number,
+  balanced counts, optional ambiguity band (drop ``lo < w < hi``) for open or
+  noisy inputs. Needs inside/outside: meshes, point clouds, closed 2D
+  polylines.
+* ``unsigned``: surface samples (-1) against points elsewhere (+1).
+* ``dist``: points with their exact distance (signed where defined). Not for
+  point clouds, which have no exact ground truth.
+* ``sal``: points near the surface at two Gaussian scales with their unsigned
+  distance, plus surface points with normals (SAL / SALD baselines).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+
+from lipsdf import __version__
+from lipsdf.dataset import MODES, PointDataset
+from lipsdf.errors import LipsdfError, ModeError
+from lipsdf.geometry.distance import GroundTruth
+from lipsdf.geometry.normalize import Normalization
+from lipsdf.geometry.normals import with_normals
+from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
+from lipsdf.progress import progress_bar
+
+INSIDE, OUTSIDE = -1, 1
+SURFACE, OTHER = -1, 1
+_MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to draw training points. Lengths are in unit-box units (the box is ``[-1, 1]^d``).
+
+    Attributes
+    ----------
+    n : training points.
+    n_test : test points (half uniform, a quarter near the surface, a quarter on it).
+    n_surface : surface samples stored with the dataset (default ``n // 4``).
+    uniform_fraction : share of training points drawn uniformly in the box; the rest are near the surface.
+    near_sigmas : standard deviations of the near-surface Gaussian noise, one group per value.
+    sal_sigmas : the two scales of the ``sal`` mode.
+    padding : room around the shape: its largest half-side maps to ``1 / (1 + padding)``.
+    band : ``(lo, hi)``: in ``signed`` mode, drop points whose winding number lies in between.
+    seed : random seed; same seed, same dataset.
+    """
+
+    n: int = 100_000
+    n_test: int = 20_000
+    n_surface: Optional[int] = None
+    uniform_fraction: float = 0.5
+    near_sigmas: tuple[float, ...] = (0.01, 0.05)
+    sal_sigmas: tuple[float, float] = (0.02, 0.3)
+    padding: float = 0.2
+    band: Optional[tuple[float, float]] = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 2:
+            raise LipsdfError(f"need at least 2 training points, got n={self.n}")
+        if self.n_test < 4:
+            raise LipsdfError(f"need at least 4 test points, got n_test={self.n_test}")
+        if self.n_surface is not None and self.n_surface < 1:
+            raise LipsdfError(f"n_surface must be positive, got {self.n_surface}")
+        if not 0.0 <= self.uniform_fraction <= 1.0:
+            raise LipsdfError(f"uniform_fraction must lie in [0, 1], got {self.uniform_fraction}")
+        if not self.near_sigmas or min(self.near_sigmas) <= 0 or min(self.sal_sigmas) <= 0:
+            raise LipsdfError("noise scales (sigmas) must be positive")
+        if self.padding < 0:
+            raise LipsdfError(f"padding must be >= 0, got {self.padding}")
+        if self.band is not None and not (0.0 < self.band[0] < self.band[1] < 1.0):
+            raise LipsdfError(f"band must be two winding numbers 0 < lo < hi < 1, got {self.band}")
+
+    @property
+    def surface_count(self) -> int:
+        return self.n_surface if self.n_surface is not None else max(self.n // 4, 1)
+
+
+def check_mode(shape: Shape, mode: str) -> None:
+    """Raise :class:`ModeError` when ``mode`` makes no sense for ``shape``."""
+    if mode not in MODES:
+        raise ModeError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if mode == "signed" and not shape.has_inside:
+        what = "a 3D polyline" if shape.dim == 3 else "an open 2D polyline"
+        raise ModeError(f"--mode signed needs inside/outside, which {what} does not have; use --mode unsigned")
+    if mode == "dist" and isinstance(shape, PointCloud):
+        raise ModeError("--mode dist needs exact distances, which a point cloud does not have; "
+                        "use --mode signed, unsigned or sal")
+
+
+# --------------------------------------------------------------------------- primitive samplers
+
+
+def surface_samples(shape: Shape, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """``n`` points on the shape (area- or length-uniform) and their unit normals (None where undefined).
+
+    Examples
+    --------
+    >>> from lipsdf.geometry.primitives import sphere
+    >>> points, normals = surface_samples(sphere(), 100, np.random.default_rng(0))
+    >>> bool(np.all(np.linalg.norm(points, axis=1) <= 1.0 + 1e-12))
+    True
+    """
+    if isinstance(shape, TriangleMesh):
+        areas = shape.face_areas()
+        faces = rng.choice(len(areas), size=n, p=areas / areas.sum())
+        r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
+        corners = shape.vertices[shape.faces[faces]]
+        points = ((1 - r1)[:, None] * corners[:, 0] + (r1 * (1 - r2))[:, None] * corners[:, 1]
+                  + (r1 * r2)[:, None] * corners[:, 2])
+        return points, shape.face_normals()[faces]
+    if isinstance(shape, Polyline):
+        lengths = shape.segment_lengths()
+        edges = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
+        a, b = shape.vertices[shape.edges[edges, 0]], shape.vertices[shape.edges[edges, 1]]
+        points = a + rng.random(n)[:, None] * (b - a)
+        if not shape.has_inside:
+            return points, None
+        # Loops are oriented counter-clockwise around their inside: outward is the edge turned clockwise.
+        tangent = (b - a) / lengths[edges, None]
+        return points, np.column_stack([tangent[:, 1], -tangent[:, 0]])
+    index = rng.choice(len(shape.points), size=n, replace=n > len(shape.points))
+    normals = None if shape.normals is None else shape.normals[index]
+    return shape.points[index], normals
+
+
+def uniform_samples(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` points uniform in the unit box ``[-1, 1]^dim``."""
+    return rng.uniform(-1.0, 1.0, size=(n, dim))
+
+
+def near_surface_samples(shape: Shape, n: int, sigmas: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
+    """``n`` surface points moved by isotropic Gaussian noise, split evenly over ``sigmas``, kept in the box.
+
+    Points that the noise pushes out of the box are drawn again (the noise is
+    not clipped, which would pile points up on the box's faces).
+    """
+    groups = np.array_split(np.arange(n), len(sigmas))
+    out = np.empty((n, shape.dim))
+    for sigma, group in zip(sigmas, groups):
+        filled = 0
+        while filled < len(group):
+            want = len(group) - filled
+            base, _ = surface_samples(shape, 2 * want, rng)
+            moved = base + rng.normal(scale=sigma, size=base.shape)
+            moved = moved[np.all(np.abs(moved) <= 1.0, axis=1)][:want]
+            out[group[filled: filled + len(moved)]] = moved
+            filled += len(moved)
+    return out[rng.permutation(n)]
+
+
+def mixed_samples(shape: Shape, n: int, config: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
+    """Uniform and near-surface samples in the proportion of ``config.uniform_fraction``."""
+    n_uniform = int(round(n * config.uniform_fraction))
+    points = np.vstack([uniform_samples(n_uniform, shape.dim, rng),
+                        near_surface_samples(shape, n - n_uniform, config.near_sigmas, rng)])
+    return points[rng.permutation(n)]
+
+
+# --------------------------------------------------------------------------- modes
+
+
+def _balanced_signed(shape: Shape, truth: GroundTruth, config: SamplingConfig, rng: np.random.Generator,
+                     update) -> dict[str, np.ndarray]:
+    """Equal numbers of inside and outside points, from rounds of candidates labelled by winding number.
+
+    The first round follows the configured uniform / near mix; later rounds,
+    needed when one side is small (thin shapes), draw near the surface, where
+    both sides are found.
+    """
+    half = config.n // 2
+    pools: dict[int, list[np.ndarray]] = {INSIDE: [], OUTSIDE: []}
+    counts = {INSIDE: 0, OUTSIDE: 0}
+    for round_ in range(_MAX_ROUNDS):
+        if round_ == 0:
+            candidates = mixed_samples(shape, config.n, config, rng)
+        else:
+            candidates = near_surface_samples(shape, config.n, config.near_sigmas, rng)
+        w = truth.winding_number(candidates, update)
+        keep = np.ones(len(w), dtype=bool)
+        if config.band is not None:
+            keep = (w <= config.band[0]) | (w >= config.band[1])
+        inside = w > 0.5
+        for label, mask in ((INSIDE, keep & inside), (OUTSIDE, keep & ~inside)):
+            if counts[label] < half:
+                pools[label].append(candidates[mask][: half - counts[label]])
+                counts[label] += len(pools[label][-1])
+        if min(counts.values()) >= half:
+            break
+    per_side = min(counts.values())
+    if per_side == 0:
+        side = "inside" if counts[INSIDE] == 0 else "outside"
+        raise ModeError(f"found no point {side} the shape: its winding number never crosses 1/2 "
+                        "(is it a flat or open surface?); use --mode unsigned")
+    points = np.vstack([np.vstack(pools[INSIDE])[:per_side], np.vstack(pools[OUTSIDE])[:per_side]])
+    labels = np.repeat(np.array([INSIDE, OUTSIDE], dtype=np.int8), per_side)
+    order = rng.permutation(len(points))
+    return {"points": points[order], "labels": labels[order]}
+
+
+def _test_set(shape: Shape, truth: GroundTruth, config: SamplingConfig, rng: np.random.Generator,
+              update) -> dict[str, np.ndarray]:
+    n_uniform = config.n_test // 2
+    n_surface = config.n_test // 4
+    n_near = config.n_test - n_uniform - n_surface
+    off_surface = np.vstack([uniform_samples(n_uniform, shape.dim, rng),
+                             near_surface_samples(shape, n_near, config.near_sigmas[:1], rng)])
+    on_surface, _ = surface_samples(shape, n_surface, rng)
+    distances = np.concatenate([truth.distance(off_surface, update), np.zeros(n_surface)])
+    region = np.repeat(np.arange(3, dtype=np.int8), [n_uniform, n_near, n_surface])
+    return {"test_points": np.vstack([off_surface, on_surface]), "test_distances": distances, "test_region": region}
+
+
+def sample(
+    shape: Shape,
+    mode: str = "signed",
+    config: Optional[SamplingConfig] = None,
+    *,
+    source: Optional[dict] = None,
+    quiet: bool = True,
+    **overrides,
+) -> PointDataset:
+    """Sample a training dataset for ``shape`` in ``mode``.
+
+    Parameters
+    ----------
+    shape : the shape, in world units.
+    mode : ``signed``, ``unsigned``, ``dist`` or ``sal``.
+    config : a :class:`SamplingConfig`; keyword ``overrides`` replace its fields (``n=...``, ``seed=...``).
+    source : provenance stored in the metadata (e.g. ``{"path": ..., "sha256": ...}``).
+    quiet : hide the progress bar.
+
+    Examples
+    --------
+    >>> from lipsdf.geometry.primitives import torus
+    >>> data = sample(torus(), "dist", n=2000, n_test=400, seed=1)
+    >>> data.points.shape, data.distances.shape
+    ((2000, 3), (2000,))
+    """
+    config = SamplingConfig(**{**asdict(config or SamplingConfig()), **overrides})
+    check_mode(shape, mode)
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    normalization = Normalization.fit(*shape.bounds(), padding=config.padding)
+    unit_shape = shape.transformed(normalization.to_unit)
+    if isinstance(unit_shape, PointCloud):
+        unit_shape = with_normals(unit_shape)
+    truth = GroundTruth(unit_shape)
+
+    n_queries = config.n_test * 3 // 4 + (config.n if mode in ("signed", "dist", "sal") else 0)
+    with progress_bar(n_queries, f"sampling {mode}", quiet=quiet) as update:
+        if mode == "signed":
+            arrays = _balanced_signed(unit_shape, truth, config, rng, update)
+        elif mode == "unsigned":
+            n_surface = config.n // 2
+            on, _ = surface_samples(unit_shape, n_surface, rng)
+            off = mixed_samples(unit_shape, config.n - n_surface, config, rng)
+            labels = np.repeat(np.array([SURFACE, OTHER], dtype=np.int8), [n_surface, len(off)])
+            order = rng.permutation(config.n)
+            arrays = {"points": np.vstack([on, off])[order], "labels": labels[order]}
+        elif mode == "dist":
+            points = mixed_samples(unit_shape, config.n, config, rng)
+            arrays = {"points": points, "distances": truth.distance(points, update)}
+        else:  # sal
+            points = near_surface_samples(unit_shape, config.n, config.sal_sigmas, rng)
+            arrays = {"points": points, "distances": truth.unsigned_distance(points, update)}
+        surface, normals = surface_samples(unit_shape, config.surface_count, rng)
+        arrays["surface_points"] = surface
+        if normals is not None:
+            arrays["surface_normals"] = normals
+        arrays.update(_test_set(unit_shape, truth, config, rng, update))
+
+    arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
+    metadata = {
+        "kind": shape.kind,
+        "dim": shape.dim,
+        "source": source or {},
+        "seed": config.seed,
+        "sampling": {k: v for k, v in asdict(config).items()},
+        "counts": _counts(mode, arrays),
+        "signed_truth": bool(shape.has_inside),
+        "coordinates": "unit",
+        "lipsdf_version": __version__,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return PointDataset(mode, arrays, normalization, metadata)
+
+
+def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
+    counts = {"points": len(arrays["points"]), "surface": len(arrays["surface_points"]),
+              "test": len(arrays["test_points"])}
+    if mode == "signed":
+        counts.update(inside=int((arrays["labels"] == INSIDE).sum()), outside=int((arrays["labels"] == OUTSIDE).sum()))
+    elif mode == "unsigned":
+        counts.update(on_surface=int((arrays["labels"] == SURFACE).sum()),
+                      elsewhere=int((arrays["labels"] == OTHER).sum()))
+    return counts

@@ -1,0 +1,61 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lipsdf.cli import main
+from lipsdf.dataset import PointDataset
+
+
+def test_sample_writes_dataset_and_preview(tmp_path, capsys):
+    out, png = tmp_path / "flower.npz", tmp_path / "flower.png"
+    assert main(["sample", "builtin:flower", "-n", "2000", "--n-test", "400", "-o", str(out),
+                 "--preview", str(png)]) == 0
+    data = PointDataset.load(out)
+    assert data.mode == "signed" and len(data.points) == 2000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "1000 inside" in printed and "1000 outside" in printed
+
+
+def test_sample_quiet_prints_nothing(tmp_path, capsys):
+    assert main(["sample", "builtin:torus", "--mode", "dist", "-n", "1000", "--n-test", "100",
+                 "-o", str(tmp_path / "t.npz"), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "{tmp}/missing.obj"], "no such file"),
+    (["sample", "{tmp}/shape.xyz2"], "unknown shape format"),
+    (["sample", "builtin:helix"], "needs inside/outside"),
+    (["sample", "{tmp}/flat.obj", "--kind", "polyline2d"], "constant z"),
+    (["sample", "builtin:circle", "-o", "{tmp}/nowhere/x.npz"], "does not exist"),
+    (["sample", "builtin:circle", "-o", "{tmp}/x.txt"], "must end in .npz"),
+    (["sample", "builtin:circle", "--band", "0.7", "0.3"], "band"),
+    (["sample", "builtin:circle", "--uniform-fraction", "2"], "uniform_fraction"),
+])
+def test_bad_input_gives_one_line_status_2_and_no_output(tmp_path, capsys, argv, message):
+    (tmp_path / "shape.xyz2").write_text("0 0 0\n")
+    (tmp_path / "flat.obj").write_text("v 0 0 0\nv 1 0 1\nv 0 1 0\nl 1 2 3\n")
+    before = set(tmp_path.rglob("*"))
+    code = main([a.format(tmp=tmp_path) for a in argv] + ["-o", str(tmp_path / "out.npz")]
+                if "-o" not in argv else [a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_bad_options_exit_2_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "builtin:circle", "-n", "-3"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lipsdf", "sample", str(tmp_path / "none.ply")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "no such file" in result.stderr
