@@ -59,3 +59,16 @@ def test_console_script_runs_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "no such file" in result.stderr
+
+
+def test_unwritable_output_is_one_line_status_2(tmp_path, capsys, monkeypatch):
+    import lipsdf.dataset
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.npz"))
+
+    monkeypatch.setattr(lipsdf.dataset.np, "savez", refuse)
+    assert main(["sample", "builtin:circle", "-n", "200", "--n-test", "40", "-o", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Permission denied" in err
+    assert list(tmp_path.iterdir()) == []

@@ -61,3 +61,14 @@ def test_failed_save_leaves_no_file_and_keeps_the_old_one(tmp_path, dataset, mon
         dataset.save(path)
     assert path.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["circle.npz"]
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path, dataset):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = dataset.save(tmp_path / "circle.npz")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -140,6 +140,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LipsdfError as exc:
         print(f"lipsdf: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # e.g. no permission to write, disk full: the user's environment, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"lipsdf: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("lipsdf: interrupted", file=sys.stderr)
         return 130

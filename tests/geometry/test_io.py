@@ -143,3 +143,13 @@ def test_real_shapes_load_with_the_right_kind(shared_data):
         assert load_shape(shared_data / name).kind == kind, name
     outline = load_shape(shared_data / "polylines2d" / "idn.obj")
     assert outline.is_closed and outline.n_components == 13
+
+
+@pytest.mark.parametrize("content", ['{"type": "FeatureCollection", "features": [1, 2]}',
+                                     '{"type": "Polygon", "coordinates": [[1, 2]]}',
+                                     '[1, 2, 3]', "not json"])
+def test_malformed_geojson_is_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.geojson"
+    path.write_text(content)
+    with pytest.raises((InputFileError, GeometryError)):
+        load_shape(path)

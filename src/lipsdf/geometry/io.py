@@ -196,8 +196,11 @@ def _read_geojson(path: Path) -> _RawGeometry:
                 visit(g)
 
     features = document.get("features", [document]) if isinstance(document, dict) else []
-    for feature in features:
-        visit(feature.get("geometry", feature) if feature.get("type") == "Feature" else feature)
+    try:
+        for feature in features:
+            visit(feature.get("geometry", feature) if feature.get("type") == "Feature" else feature)
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise InputFileError(f"{path}: not a valid GeoJSON document (malformed features or coordinates)") from None
     if not rings:
         raise GeometryError(f"{path} has no Polygon or LineString geometry")
     vertices, edges, offset = [], [], 0
