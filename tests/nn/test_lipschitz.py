@@ -1,0 +1,115 @@
+"""The 1-Lipschitz guarantee, checked by autograd and on random pairs, at init and after training steps."""
+
+import numpy as np
+import pytest
+import torch
+
+from lipsdf.errors import LipsdfError
+from lipsdf.nn import MLP, SIREN, GroupSort, LipschitzMLP, build_model
+
+N_POINTS = 100_000
+
+
+def _max_gradient_norm(model, points):
+    points = points.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model(points).sum(), points)
+    return gradient.norm(dim=1).max().item()
+
+
+def _max_pair_ratio(model, x, y):
+    with torch.no_grad():
+        return ((model(x) - model(y)).abs() / (x - y).norm(dim=1)).max().item()
+
+
+def _train_a_few_steps(model, dim, steps=20):
+    """Push the weights away from their initialisation with a loss that rewards steep fields."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        x = torch.rand(512, dim) * 2 - 1
+        loss = -(model(x) * torch.sign(x[:, 0])).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return model
+
+
+@pytest.mark.parametrize("arch", ["sll", "ortho"])
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("trained", [False, True], ids=["init", "trained"])
+def test_lipschitz_by_construction(arch, dim, trained):
+    torch.manual_seed(0)
+    model = LipschitzMLP(dim, arch=arch, layers=6, width=32)
+    if trained:
+        _train_a_few_steps(model, dim)
+    generator = torch.Generator().manual_seed(1)
+    points = torch.rand(N_POINTS, dim, generator=generator) * 4 - 2
+    other = points + torch.randn(N_POINTS, dim, generator=generator) * torch.rand(N_POINTS, 1, generator=generator)
+    assert _max_gradient_norm(model, points) <= 1 + 1e-4
+    assert _max_pair_ratio(model, points, other) <= 1 + 1e-5
+
+
+def test_paper_size_sll_is_lipschitz():
+    torch.manual_seed(0)
+    model = LipschitzMLP(3, arch="sll", layers=20, width=128)
+    points = torch.rand(20_000, 3) * 2 - 1
+    assert _max_gradient_norm(model, points) <= 1 + 1e-4
+
+
+@pytest.mark.parametrize("arch", ["sll", "ortho"])
+def test_frozen_model_gives_the_same_values(arch):
+    torch.manual_seed(0)
+    model = _train_a_few_steps(LipschitzMLP(3, arch=arch, layers=4, width=16), 3, steps=5)
+    x = torch.randn(1000, 3)
+    with torch.no_grad():
+        expected = model(x)
+        model.freeze()
+        frozen = model(x)
+        model.unfreeze()
+    torch.testing.assert_close(frozen, expected, rtol=0, atol=1e-6)
+
+
+def test_groupsort_is_a_permutation_of_its_input():
+    x = torch.randn(50, 8)
+    for group_size in (2, 4, None):
+        y = GroupSort(group_size)(x)
+        torch.testing.assert_close(torch.sort(y, dim=1).values, torch.sort(x, dim=1).values)
+    torch.testing.assert_close(GroupSort(2)(torch.tensor([[3.0, 1.0, -1.0, 2.0]])), torch.tensor([[1.0, 3.0, -1.0, 2.0]]))
+
+
+def test_baselines_and_config_round_trip():
+    for config in ({"arch": "mlp", "dim": 3, "layers": 2, "width": 8, "activation": "softplus"},
+                   {"arch": "siren", "dim": 2, "layers": 2, "width": 8},
+                   {"arch": "sll", "dim": 2, "layers": 2, "width": 8},
+                   {"arch": "ortho", "dim": 3, "layers": 2, "width": 8, "group_size": None}):
+        torch.manual_seed(0)
+        model = build_model(config)
+        copy = build_model(config)
+        copy.load_state_dict(model.state_dict())
+        x = torch.randn(7, config["dim"])
+        with torch.no_grad():
+            torch.testing.assert_close(copy(x), model(x))
+            assert model(x[:1]).shape == (1,)  # one point in, one value out
+    assert isinstance(build_model({"arch": "mlp", "dim": 3}), MLP)
+    assert isinstance(build_model({"arch": "siren", "dim": 3}), SIREN)
+
+
+def test_bad_configs_are_clear_errors():
+    with pytest.raises(LipsdfError, match="unknown architecture"):
+        build_model({"arch": "transformer", "dim": 3})
+    with pytest.raises(LipsdfError, match="dim"):
+        build_model({"arch": "sll"})
+    with pytest.raises(LipsdfError, match="bad option"):
+        build_model({"arch": "sll", "dim": 3, "depth": 3})
+    with pytest.raises(LipsdfError, match="width"):
+        build_model({"arch": "sll", "dim": 3, "width": 2})
+
+
+def test_the_bound_is_not_vacuous():
+    """A plain MLP is not 1-Lipschitz, so the checks above can fail."""
+    torch.manual_seed(0)
+    model = MLP(2, layers=3, width=64)
+    for layer in model.net:
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.normal_(layer.weight, std=1.0)
+    assert _max_gradient_norm(model, torch.rand(1000, 2)) > 1.5
+    assert np.isfinite(_max_pair_ratio(model, torch.rand(10, 2), torch.rand(10, 2)))
