@@ -106,7 +106,6 @@ def loop_normals_and_areas(points: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         adjacency[a].append(b)
         adjacency[b].append(a)
     visited = np.zeros(n, dtype=bool)
-    centroid = points.mean(axis=0)
     for start in np.argsort(-points[:, 0]):  # each component from its point of largest x
         if visited[start]:
             continue
@@ -123,8 +122,7 @@ def loop_normals_and_areas(points: np.ndarray, k: int) -> tuple[np.ndarray, np.n
                     queue.append(j)
                     component.append(j)
         members = np.array(component)
-        centre = points[members].mean(axis=0) if len(members) < n else centroid
-        if normals[start] @ (points[start] - centre) < 0:
+        if normals[start] @ (points[start] - points[members].mean(axis=0)) < 0:
             normals[members] = -normals[members]
     return normals, areas
 

@@ -186,12 +186,19 @@ def point_areas(points: np.ndarray, k: int = DEFAULT_K, neighbours: Optional[Nei
     return np.pi * distances[:, -1] ** 2 / distances.shape[1]
 
 
+def _estimated_oriented_normals(points: np.ndarray, k: int, neighbours: Neighbours) -> np.ndarray:
+    return orient_normals(points, estimate_normals(points, k, neighbours), k, neighbours)
+
+
 def oriented_normals_and_areas(cloud: PointCloud, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
-    """The cloud's unit normals (estimated and oriented when it has none) and per-point areas."""
+    """The cloud's unit normals (estimated and oriented when it has none) and per-point areas.
+
+    One nearest-neighbour query serves both.
+    """
     neighbours = nearest_neighbours(cloud.points, k)
     normals = cloud.normals
     if normals is None:
-        normals = orient_normals(cloud.points, estimate_normals(cloud.points, k, neighbours), k, neighbours)
+        normals = _estimated_oriented_normals(cloud.points, k, neighbours)
     return normals, point_areas(cloud.points, k, neighbours)
 
 
@@ -199,6 +206,4 @@ def with_normals(cloud: PointCloud, k: int = DEFAULT_K) -> PointCloud:
     """The same cloud with normals: its own, or estimated and consistently oriented."""
     if cloud.normals is not None:
         return cloud
-    neighbours = nearest_neighbours(cloud.points, k)
-    return PointCloud(cloud.points, orient_normals(cloud.points, estimate_normals(cloud.points, k, neighbours), k,
-                                                   neighbours))
+    return PointCloud(cloud.points, _estimated_oriented_normals(cloud.points, k, nearest_neighbours(cloud.points, k)))
