@@ -24,6 +24,8 @@ demo: setup
 	mkdir -p out/demo
 	$(BIN)/lipsdf sample builtin:flower --mode signed -o out/demo/flower_signed.npz --preview out/demo/flower_signed.png
 	$(BIN)/lipsdf sample builtin:torus --mode dist -o out/demo/torus_dist.npz --preview out/demo/torus_dist.png
+	$(BIN)/lipsdf sample builtin:flower --mode signed -n 50000 -o out/demo/flower_train.npz -q
+	$(BIN)/lipsdf train out/demo/flower_train.npz --epochs 20 --batch-size 1024 --lr 2e-3 -o out/demo/flower.pt --preview out/demo/flower_field.png
 	@echo "pictures in out/demo/"
 
 clean:

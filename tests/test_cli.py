@@ -72,3 +72,63 @@ def test_unwritable_output_is_one_line_status_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Permission denied" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def circle_dataset(tmp_path):
+    path = tmp_path / "circle.npz"
+    assert main(["sample", "builtin:circle", "-n", "2000", "--n-test", "400", "-o", str(path), "-q"]) == 0
+    return path
+
+
+def test_train_writes_field_log_and_preview(tmp_path, circle_dataset, capsys):
+    out = tmp_path / "c.pt"
+    assert main(["train", str(circle_dataset), "--layers", "3", "--width", "16", "--epochs", "3",
+                 "--batch-size", "500", "-o", str(out), "--log", str(tmp_path / "c.csv"),
+                 "--preview", str(tmp_path / "c.png")]) == 0
+    from lipsdf.field import NeuralField
+
+    field = NeuralField.load(out)
+    assert field.model_config == {"arch": "sll", "dim": 2, "layers": 3, "width": 16}
+    assert field.summary["epochs"] == 3 and field.summary["loss"] == "hkr"
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 4
+    assert (tmp_path / "c.png").is_file()
+    printed = capsys.readouterr().out
+    assert "training sll 3 x 16 with hkr" in printed and "test mean error" in printed
+
+
+def test_train_defaults_name_outputs_after_the_dataset(tmp_path, circle_dataset, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(circle_dataset), "--layers", "2", "--width", "8", "--epochs", "1", "-q"]) == 0
+    assert (tmp_path / "circle.pt").is_file() and (tmp_path / "circle.jsonl").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{tmp}/missing.npz"], "no such dataset"),
+    (["train", "{tmp}/plain.npz"], "not a lipsdf dataset"),
+    (["train", "{data}", "--loss", "sald"], "needs a sal dataset"),
+    (["train", "{data}", "-o", "{tmp}/f.txt"], "must end in .pt"),
+    (["train", "{data}", "-o", "{tmp}/nowhere/f.pt"], "does not exist"),
+    (["train", "{data}", "--log", "{tmp}/log.txt"], ".jsonl or .csv"),
+    (["train", "{data}", "--final-margin", "0.5"], "final margin"),
+    (["train", "{data}", "--arch", "sll", "--width", "1"], "width"),
+])
+def test_train_bad_input_gives_one_line_status_2_and_no_output(tmp_path, circle_dataset, capsys, argv, message):
+    np.savez(tmp_path / "plain.npz", points=np.zeros((3, 2)))
+    before = set(tmp_path.rglob("*"))
+    args = [a.format(tmp=tmp_path, data=circle_dataset) for a in argv]
+    if "-o" not in args:
+        args += ["-o", str(tmp_path / "out.pt")]
+    code = main(args + ["--epochs", "1", "--layers", "2", "--log", str(tmp_path / "log.jsonl")]
+                if "--log" not in args else args + ["--epochs", "1", "--layers", "2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert set(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_train_on_missing_cuda_is_a_clear_error(circle_dataset, capsys):
+    assert main(["train", str(circle_dataset), "--device", "cuda", "-o", str(circle_dataset.with_suffix(".pt"))]) == 2
+    assert "no usable CUDA" in capsys.readouterr().err
+    assert not circle_dataset.with_suffix(".pt").exists()

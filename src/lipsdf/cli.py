@@ -94,6 +94,36 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from lipsdf.dataset import PointDataset
+    from lipsdf.training import Trainer, TrainingConfig, default_model_config
+
+    dataset_path = Path(args.dataset)
+    output = Path(args.output or dataset_path.with_suffix(".pt").name)
+    _check_output(output, (".pt",), "field file")
+    log = Path(args.log) if args.log else output.with_suffix(".jsonl")
+    _check_output(log, (".jsonl", ".csv"), "training log")
+    if args.preview:
+        _check_output(Path(args.preview), (".png",), "preview")
+    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, margin=args.margin,
+                            final_margin=args.final_margin, lam=args.lam, recipe=args.recipe, loss=args.loss,
+                            eikonal=args.eikonal, seed=args.seed, checkpoint_every=args.checkpoint_every)
+    dataset = PointDataset.load(dataset_path)
+    model_config = default_model_config(dataset, args.arch, args.layers, args.width)
+    trainer = Trainer(dataset, model_config, config, device=args.device, output=output, log=log,
+                      preview=args.preview, quiet=args.quiet)
+    _say(args, f"{dataset_path}: {dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); "
+               f"training {model_config['arch']} {model_config['layers']} x {model_config['width']} "
+               f"with {trainer.loss_name} on {trainer.device}")
+    field = trainer.run()
+    final = field.summary["final"]
+    sign = f", sign accuracy {100 * final['sign_accuracy']:.2f}%" if "sign_accuracy" in final else ""
+    _say(args, f"{final['epoch']} epochs [{final['seconds']:.1f} s]: test mean error {final['mae']:.4g} "
+               f"({100 * final['mae_rel']:.2f}% of the diagonal), max {final['max_error']:.4g}{sign}")
+    _say(args, f"wrote {output} and {log}")
+    return 0
+
+
 def _say(args: argparse.Namespace, message: str) -> None:
     if not args.quiet:
         print(message)
@@ -129,6 +159,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
     p.set_defaults(func=cmd_sample)
+
+    from lipsdf.nn.models import ARCHITECTURES
+    from lipsdf.training import RECIPES, TrainingConfig
+
+    defaults = TrainingConfig()
+    p = commands.add_parser("train", help="train a field (.pt) on a dataset",
+                            description="Train a neural distance field on a dataset made by `lipsdf sample`. "
+                                        "The loss follows the dataset's mode: hKR for signed and unsigned "
+                                        "datasets, a distance fit for dist, SAL/SALD for sal.")
+    p.add_argument("dataset", help="dataset file (.npz) from `lipsdf sample`")
+    p.add_argument("--arch", choices=ARCHITECTURES, default=None,
+                   help="network: sll (default; mlp for sal datasets), ortho, mlp or siren")
+    p.add_argument("--layers", type=_positive_int, default=None, help="layers (default: 20 for sll, 8 ortho/mlp, 5 siren)")
+    p.add_argument("--width", type=_positive_int, default=None, help="width (default: 128; 256 for mlp, siren)")
+    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help=f"passes over the data (default: {defaults.epochs})")
+    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
+                   help=f"points per step (default: {defaults.batch_size})")
+    p.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default: {defaults.lr})")
+    p.add_argument("--margin", type=float, default=defaults.margin,
+                   help=f"hKR margin in unit-box units (default: {defaults.margin})")
+    p.add_argument("--final-margin", type=float, default=None,
+                   help="lipsdf recipe: margin at the end of training (default: margin / 4)")
+    p.add_argument("--lam", type=float, default=defaults.lam, help=f"hKR hinge weight (default: {defaults.lam:g})")
+    p.add_argument("--recipe", choices=RECIPES, default=defaults.recipe,
+                   help="lipsdf: margin shrinks, lambda ramps up, lr decays (default); paper: the paper's constants")
+    p.add_argument("--loss", choices=("hkr", "fit", "sal", "sald"), default=None,
+                   help="default: from the dataset's mode (signed/unsigned: hkr, dist: fit, sal: sald)")
+    p.add_argument("--eikonal", type=float, default=defaults.eikonal,
+                   help=f"weight of the eikonal term when fitting distances (default: {defaults.eikonal})")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="K",
+                   help=f"write the field every K epochs, 0 for only at the end (default: {defaults.checkpoint_every})")
+    p.add_argument("--log", default=None, help="per-epoch log, .jsonl or .csv (default: FIELD.jsonl)")
+    p.add_argument("--preview", default=None, metavar="PNG",
+                   help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")
+    p.add_argument("-o", "--output", default=None, help="field file (default: DATASET.pt)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

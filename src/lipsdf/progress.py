@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Callable, Iterator
+from typing import Iterator
 
 from tqdm.auto import tqdm
 
@@ -14,11 +14,11 @@ def progress_enabled(quiet: bool = False) -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, description: str, quiet: bool = False) -> Iterator[Callable[[int], None]]:
-    """Yield an ``update(n)`` callable; draws a bar on stderr only when it is a terminal."""
-    bar = tqdm(total=total, desc=description, disable=not progress_enabled(quiet), leave=False, unit="pt",
-               unit_scale=True, file=sys.stderr)
+def progress_bar(total: int, description: str, quiet: bool = False, unit: str = "pt") -> Iterator[tqdm]:
+    """Yield a tqdm bar (``bar.update(n)``, ``bar.set_postfix_str(s)``) drawn on stderr only when it is a terminal."""
+    bar = tqdm(total=total, desc=description, disable=not progress_enabled(quiet), leave=False, unit=unit,
+               unit_scale=unit == "pt", file=sys.stderr)
     try:
-        yield bar.update
+        yield bar
     finally:
         bar.close()

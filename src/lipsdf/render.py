@@ -1,4 +1,4 @@
-"""PNG pictures. So far: a preview of a dataset's samples, in world coordinates."""
+"""PNG pictures in world coordinates: a dataset's samples, a field's values and level sets."""
 
 from __future__ import annotations
 
@@ -22,6 +22,23 @@ def _figure(n_panels: int):
     return plt, fig, axes[0]
 
 
+def _save(plt, fig, path: PathLike) -> Path:
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def _field_norm(values: np.ndarray, signed: bool):
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    low, high = float(values.min()), float(values.max())
+    if signed and low < 0 < high:  # blue inside, red outside, white on the zero level, each side on its own scale
+        return "coolwarm", TwoSlopeNorm(0.0, low, high)
+    return "viridis", Normalize(low, max(high, low + 1e-12))
+
+
 def _colouring(dataset: PointDataset, index: np.ndarray) -> tuple[np.ndarray, dict, str, dict]:
     """Values to colour by, scatter colour options, colour-bar label and colour-bar options."""
     if "labels" in dataset.arrays:
@@ -30,13 +47,9 @@ def _colouring(dataset: PointDataset, index: np.ndarray) -> tuple[np.ndarray, di
         names = {"signed": ("inside", "outside"), "unsigned": ("surface", "elsewhere")}[dataset.mode]
         cmap = ListedColormap(["#3b4cc0", "#d6604d"])
         return dataset.labels[index], dict(cmap=cmap, vmin=-2, vmax=2), "label", dict(ticks=[-1, 1], labels=names)
-    from matplotlib.colors import Normalize, TwoSlopeNorm
-
     distances = dataset.world("distances")[index]
-    low, high = float(distances.min()), float(max(distances.max(), 1e-12))
-    if low < 0:  # blue inside, red outside, white on the surface, each side on its own scale
-        return distances, dict(cmap="coolwarm", norm=TwoSlopeNorm(0.0, low, high)), "signed distance", {}
-    return distances, dict(cmap="viridis", norm=Normalize(0.0, high)), "distance", {}
+    cmap, norm = _field_norm(distances, signed=True)
+    return distances, dict(cmap=cmap, norm=norm), "signed distance" if distances.min() < 0 else "distance", {}
 
 
 def plot_dataset(dataset: PointDataset, path: PathLike, seed: int = 0) -> Path:
@@ -77,8 +90,39 @@ def plot_dataset(dataset: PointDataset, path: PathLike, seed: int = 0) -> Path:
     if bar:
         colorbar.set_ticks(bar["ticks"], labels=bar["labels"])
     fig.suptitle(f"{dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); black: surface samples")
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def plot_field(field, path: PathLike, resolution: int = 256, title: str = "") -> Path:
+    """Write a PNG of a :class:`~lipsdf.field.NeuralField` over its box, with level sets.
+
+    2D: the whole box. 3D: three axis-aligned slices through the box's centre.
+    The zero level is drawn in black, ten other levels in grey.
+    """
+    lower, upper = field.normalization.world_bounds()
+    centre = field.normalization.center
+    axis_values = [np.linspace(lower[k], upper[k], resolution) for k in range(field.dim)]
+    if field.dim == 2:
+        plt, fig, axes = _figure(1)
+        planes = [((0, 1), None)]
+    else:
+        plt, fig, axes = _figure(3)
+        planes = [((0, 1), 2), ((0, 2), 1), ((1, 2), 0)]
+    for ax, ((i, j), fixed) in zip(axes, planes):
+        u, v = np.meshgrid(axis_values[i], axis_values[j], indexing="xy")
+        points = np.tile(centre, (u.size, 1))
+        points[:, i], points[:, j] = u.ravel(), v.ravel()
+        values = field(points).reshape(u.shape)
+        cmap, norm = _field_norm(values, signed=field.kind == "signed")
+        image = ax.imshow(values, origin="lower", extent=(lower[i], upper[i], lower[j], upper[j]), cmap=cmap, norm=norm)
+        span = float(np.abs(values).max()) or 1.0
+        ax.contour(u, v, values, levels=np.linspace(-span, span, 21), colors="0.4", linewidths=0.4)
+        if values.min() < 0 < values.max():
+            ax.contour(u, v, values, levels=[0.0], colors="k", linewidths=1.2)
+        ax.set_xlabel("xyz"[i])
+        ax.set_ylabel("xyz"[j])
+        if fixed is not None:
+            ax.set_title(f"slice {'xyz'[fixed]} = {centre[fixed]:.3g}")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label=f"{field.kind} distance")
+    fig.suptitle(f"{field.arch} field{', ' + title if title else ''}")
+    return _save(plt, fig, path)

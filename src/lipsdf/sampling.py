@@ -258,7 +258,8 @@ def sample(
     truth = GroundTruth(unit_shape)
 
     n_queries = config.n_test * 3 // 4 + (config.n if mode in ("signed", "dist", "sal") else 0)
-    with progress_bar(n_queries, f"sampling {mode}", quiet=quiet) as update:
+    with progress_bar(n_queries, f"sampling {mode}", quiet=quiet) as bar:
+        update = bar.update
         if mode == "signed":
             arrays = _balanced_signed(unit_shape, truth, config, rng, update)
         elif mode == "unsigned":

@@ -75,22 +75,42 @@ class LipschitzMLP(nn.Module):
 class MLP(nn.Module):
     """Plain multilayer perceptron (ReLU or Softplus), a baseline with no Lipschitz bound.
 
+    ``init="geometric"`` starts it as the signed distance of a sphere of
+    ``radius`` (the initialisation SAL needs to learn a signed field from
+    unsigned data).
+
     Examples
     --------
     >>> MLP(dim=2, layers=3, width=8)(torch.randn(4, 2)).shape
     torch.Size([4])
     """
 
-    def __init__(self, dim: int, layers: int = 8, width: int = 256, activation: str = "relu") -> None:
+    def __init__(self, dim: int, layers: int = 8, width: int = 256, activation: str = "relu",
+                 init: str = "default", radius: float = 0.5) -> None:
         super().__init__()
         activations = {"relu": nn.ReLU, "softplus": lambda: nn.Softplus(beta=100)}
         if activation not in activations:
             raise LipsdfError(f"unknown activation {activation!r}; choose relu or softplus")
+        if init not in ("default", "geometric"):
+            raise LipsdfError(f"unknown MLP init {init!r}; choose default or geometric")
         sizes = [dim] + [width] * layers
         modules: list[nn.Module] = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             modules += [nn.Linear(a, b), activations[activation]()]
         self.net = nn.Sequential(*modules, nn.Linear(sizes[-1], 1))
+        if init == "geometric":
+            self._geometric_init(radius)
+
+    def _geometric_init(self, radius: float) -> None:
+        """Start close to the signed distance of a sphere of ``radius`` (Atzmon and Lipman 2020), as SAL needs."""
+        linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for layer in linears[:-1]:
+                nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0) / math.sqrt(layer.out_features))
+                nn.init.zeros_(layer.bias)
+            last = linears[-1]
+            nn.init.normal_(last.weight, math.sqrt(math.pi) / math.sqrt(last.in_features), 1e-5)
+            last.bias.fill_(-radius)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
@@ -134,7 +154,7 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     """Build a model from a plain dict such as ``{"arch": "sll", "dim": 3, "layers": 20, "width": 128}``.
 
     Keys: ``arch`` (sll, ortho, mlp, siren), ``dim``, ``layers``, ``width``;
-    ``group_size`` (ortho), ``activation`` (mlp), ``omega`` (siren).
+    ``group_size`` (ortho), ``activation``, ``init`` and ``radius`` (mlp), ``omega`` (siren).
 
     Examples
     --------

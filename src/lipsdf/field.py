@@ -1,0 +1,213 @@
+"""NeuralField: a trained network with its normalisation, answering in world units.
+
+A field file (``.pt``) holds the model config, the weights, the
+:class:`~lipsdf.geometry.normalize.Normalization`, the dataset's metadata and
+a training summary; it is read with ``torch.load(weights_only=True)``, so
+loading one never runs arbitrary code.
+
+In world coordinates the field is ``f(x) = scale * g((x - center) / scale)``
+where ``g`` is the network; a uniform scale keeps the Lipschitz constant, so a
+1-Lipschitz network gives a 1-Lipschitz world field, and gradients are the
+same in both coordinates. An unsigned field is ``|g + offset|``: the hKR loss
+on surface/other labels leaves the surface at about ``-margin``, and the
+offset (the final margin) moves it back to zero; the absolute value (still
+1-Lipschitz) also makes sign-agnostic fits of open shapes non-negative.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from lipsdf import __version__
+from lipsdf.errors import InputFileError, LipsdfError
+from lipsdf.files import PathLike, atomic_output
+from lipsdf.geometry.normalize import Normalization
+from lipsdf.nn.models import LIPSCHITZ_ARCHITECTURES, build_model
+
+FORMAT = "lipsdf-field"
+FORMAT_VERSION = 1
+FIELD_KINDS = ("signed", "unsigned")
+DEFAULT_BATCH_SIZE = 65_536
+
+
+def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """``None`` or ``"auto"``: CUDA when present, else CPU. A CUDA request without CUDA is a clear error."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise LipsdfError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LipsdfError("--device cuda asked for, but this machine has no usable CUDA GPU; use --device cpu")
+    return device
+
+
+class WorldField(nn.Module):
+    """The network as a torch function of world coordinates (differentiable, on any device)."""
+
+    def __init__(self, model: nn.Module, normalization: Normalization, kind: str, offset: float) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("center", torch.as_tensor(normalization.center, dtype=torch.float32))
+        self.scale = float(normalization.scale)
+        self.unsigned = kind == "unsigned"
+        self.offset = float(offset)
+
+    def unit(self, unit_points: torch.Tensor) -> torch.Tensor:
+        """Value in unit-box units at unit-box points (what the network was trained on)."""
+        values = self.model(unit_points) + self.offset
+        return values.abs() if self.unsigned else values
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.unit((points - self.center) / self.scale)
+
+
+class NeuralField:
+    """A trained distance field in world units.
+
+    Parameters
+    ----------
+    model : the network, a function of unit-box points; the field takes it over (moves and freezes it).
+    normalization : world <-> unit box.
+    model_config : the dict :func:`~lipsdf.nn.models.build_model` rebuilds the model from.
+    kind : ``signed`` (negative inside) or ``unsigned`` (>= 0, zero on the shape).
+    offset : added to the network's value (unit-box units), see the module docstring.
+    metadata : the dataset's metadata (shape kind, source file, sampling).
+    summary : training summary (loss, epochs, final test errors, time).
+
+    Examples
+    --------
+    >>> from lipsdf.nn import build_model
+    >>> config = {"arch": "sll", "dim": 2, "layers": 2, "width": 8}
+    >>> field = NeuralField(build_model(config), Normalization(np.zeros(2), 10.0), config)
+    >>> field(np.array([[1.0, 2.0], [3.0, 4.0]])).shape, field.gradient(np.zeros((5, 2))).shape
+    ((2,), (5, 2))
+    """
+
+    def __init__(self, model: nn.Module, normalization: Normalization, model_config: dict[str, Any],
+                 kind: str = "signed", offset: float = 0.0, metadata: Optional[dict] = None,
+                 summary: Optional[dict] = None, device: Optional[Union[str, torch.device]] = "cpu") -> None:
+        if kind not in FIELD_KINDS:
+            raise LipsdfError(f"unknown field kind {kind!r}; expected signed or unsigned")
+        self.model_config = dict(model_config)
+        self.normalization = normalization
+        self.kind = kind
+        self.offset = float(offset)
+        self.metadata = dict(metadata or {})
+        self.summary = dict(summary or {})
+        self.device = resolve_device(device)
+        model = model.to(self.device).eval()
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        if self.is_lipschitz:
+            model.freeze()
+        self.module = WorldField(model, normalization, kind, offset).to(self.device)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def dim(self) -> int:
+        return self.normalization.dim
+
+    @property
+    def arch(self) -> str:
+        return self.model_config.get("arch", "sll")
+
+    @property
+    def is_lipschitz(self) -> bool:
+        """True when the network is 1-Lipschitz by construction (sll, ortho)."""
+        return self.arch in LIPSCHITZ_ARCHITECTURES
+
+    def to(self, device: Union[str, torch.device]) -> "NeuralField":
+        """Move the field to ``device``; returns self."""
+        self.device = resolve_device(device)
+        self.module.to(self.device)
+        return self
+
+    # ------------------------------------------------------------------ queries
+
+    def _unit_batches(self, points: np.ndarray, batch_size: int):
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != self.dim:
+            raise LipsdfError(f"expected points of shape (n, {self.dim}), got {points.shape}")
+        unit = self.normalization.to_unit(points).astype(np.float32)  # shift in float64, then the network's float32
+        for start in range(0, len(unit), batch_size):
+            yield torch.from_numpy(unit[start: start + batch_size]).to(self.device)
+
+    def __call__(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Field values (world distances) at ``(n, d)`` world points, in batches of ``batch_size``."""
+        out = np.empty(len(points), dtype=np.float64)
+        start = 0
+        with torch.no_grad():
+            for batch in self._unit_batches(points, batch_size):
+                out[start: start + len(batch)] = self.module.unit(batch).double().cpu().numpy()
+                start += len(batch)
+        return out * self.normalization.scale
+
+    def gradient(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Gradient ``(n, d)`` of the field at world points (the same in world and unit coordinates)."""
+        out = np.empty((len(points), self.dim), dtype=np.float64)
+        start = 0
+        for batch in self._unit_batches(points, batch_size):
+            batch.requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.module.unit(batch).sum(), batch)
+            out[start: start + len(batch)] = grad.double().cpu().numpy()
+            start += len(batch)
+        return out
+
+    # ------------------------------------------------------------------ files
+
+    def state(self) -> dict[str, Any]:
+        """Everything a field file holds, as tensors and plain values (safe for ``weights_only`` loading)."""
+        model = self.module.model
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "lipsdf_version": __version__,
+            "kind": self.kind,
+            "offset": self.offset,
+            "model_config": json.dumps(self.model_config),
+            "normalization": json.dumps(self.normalization.to_dict()),
+            "metadata": json.dumps(self.metadata),
+            "summary": json.dumps(self.summary),
+            "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        }
+
+    def save(self, path: PathLike) -> Path:
+        """Write the field to one ``.pt`` file, atomically; returns the path."""
+        path = Path(path)
+        if path.suffix.lower() != ".pt":
+            raise InputFileError(f"field files end in .pt, got {path.name}")
+        with atomic_output(path) as tmp:
+            torch.save(self.state(), tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: PathLike, device: Optional[Union[str, torch.device]] = "cpu") -> "NeuralField":
+        """Read a field written by :meth:`save` (``weights_only=True``: no arbitrary unpickling)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputFileError(f"no such field file: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for foreign or damaged files
+            raise InputFileError(f"{path} is not a readable lipsdf field file ({type(exc).__name__}); "
+                                 "make one with `lipsdf train`") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise InputFileError(f"{path} is not a lipsdf field file; make one with `lipsdf train`")
+        if state.get("format_version") != FORMAT_VERSION:
+            raise InputFileError(f"{path} has field format version {state.get('format_version')}, "
+                                 f"this lipsdf reads version {FORMAT_VERSION}; train it again")
+        model_config = json.loads(state["model_config"])
+        model = build_model(model_config)
+        model.load_state_dict(state["weights"])
+        return cls(model, Normalization.from_dict(json.loads(state["normalization"])), model_config,
+                   kind=state["kind"], offset=state["offset"], metadata=json.loads(state["metadata"]),
+                   summary=json.loads(state["summary"]), device=device)

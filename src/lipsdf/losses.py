@@ -1,0 +1,95 @@
+"""Training losses. Every loss takes network values ``(n,)`` and returns a scalar tensor.
+
+* :func:`hkr_loss`: the hinge Kantorovich-Rubinstein loss of the method, for
+  labelled points: ``-1`` inside (signed data) or on the surface (unsigned
+  data), ``+1`` elsewhere.
+* :func:`sal_loss`: sign-agnostic learning, ``| |f(x)| - d(x) |`` with the
+  unsigned distance ``d``; :func:`sald_gradient_loss` adds SALD's term on the
+  gradient at surface points with normals.
+* :func:`distance_fit_loss` (L1 or MSE against known distances) and
+  :func:`eikonal_loss` ``(|grad f| - 1)^2`` for the baselines.
+* :func:`input_gradient`: ``grad f`` at the inputs, kept in the graph so that
+  losses on it can be trained.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lipsdf.errors import LipsdfError
+
+FIT_NORMS = ("l1", "mse")
+
+
+def hkr_loss(values: torch.Tensor, labels: torch.Tensor, margin: float, lam: float) -> torch.Tensor:
+    """Hinge Kantorovich-Rubinstein loss ``E[-y f(x)] + lam E[max(0, margin - y f(x))]``.
+
+    The first (KR) term pushes ``f`` down on the ``-1`` side and up on the
+    ``+1`` side as far as the 1-Lipschitz bound allows, which makes ``f`` a
+    distance; the hinge asks every point to be on its side by at least
+    ``margin``, which places the zero level set between the two sides.
+
+    Examples
+    --------
+    >>> labels = torch.tensor([-1.0, 1.0])
+    >>> float(hkr_loss(torch.tensor([-0.5, 0.5]), labels, margin=0.1, lam=10.0))
+    -0.5
+    >>> float(hkr_loss(torch.tensor([0.5, -0.5]), labels, margin=0.1, lam=10.0))  # both on the wrong side
+    6.5
+    """
+    signed = labels * values
+    return -signed.mean() + lam * torch.relu(margin - signed).mean()
+
+
+def distance_fit_loss(values: torch.Tensor, distances: torch.Tensor, norm: str = "l1") -> torch.Tensor:
+    """Mean absolute (``l1``) or squared (``mse``) error against known distances.
+
+    Examples
+    --------
+    >>> float(distance_fit_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0]), "mse"))
+    2.5
+    """
+    if norm not in FIT_NORMS:
+        raise LipsdfError(f"unknown distance fit norm {norm!r}; choose l1 or mse")
+    error = values - distances
+    return error.abs().mean() if norm == "l1" else error.square().mean()
+
+
+def sal_loss(values: torch.Tensor, unsigned_distances: torch.Tensor) -> torch.Tensor:
+    """Sign-agnostic loss ``mean | |f(x)| - d(x) |`` (SAL, Atzmon and Lipman 2020).
+
+    Examples
+    --------
+    >>> float(sal_loss(torch.tensor([-0.3, 0.3]), torch.tensor([0.3, 0.3])))
+    0.0
+    """
+    return (values.abs() - unsigned_distances).abs().mean()
+
+
+def sald_gradient_loss(gradients: torch.Tensor, normals: torch.Tensor) -> torch.Tensor:
+    """SALD's sign-agnostic gradient term ``mean min(|grad f - n|, |grad f + n|)`` at surface points.
+
+    Examples
+    --------
+    >>> n = torch.tensor([[0.0, 1.0]])
+    >>> float(sald_gradient_loss(-n, n)), float(sald_gradient_loss(torch.tensor([[1.0, 0.0]]), n))
+    (0.0, 1.4142135381698608)
+    """
+    return torch.minimum((gradients - normals).norm(dim=1), (gradients + normals).norm(dim=1)).mean()
+
+
+def eikonal_loss(gradients: torch.Tensor) -> torch.Tensor:
+    """``mean (|grad f| - 1)^2``: a distance function has unit gradient norm.
+
+    Examples
+    --------
+    >>> float(eikonal_loss(torch.tensor([[3.0, 4.0], [0.6, 0.8]])))
+    8.0
+    """
+    return (gradients.norm(dim=1) - 1.0).square().mean()
+
+
+def input_gradient(values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``d values / d points`` (``points`` must require grad), differentiable for training."""
+    (gradient,) = torch.autograd.grad(values.sum(), points, create_graph=True)
+    return gradient

@@ -1,0 +1,166 @@
+"""Training: convergence against analytic distances, the loop's contract (logs, checkpoints, NaN guard, seeds)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lipsdf.errors import LipsdfError, ModeError
+from lipsdf.field import NeuralField
+from lipsdf.geometry.primitives import circle, helix, sphere
+from lipsdf.sampling import sample
+from lipsdf.training import Trainer, TrainingConfig, TrainingDiverged, train
+
+CENTER_2D, RADIUS_2D = np.array([40.0, -10.0]), 5.0  # world units far from the unit box
+RADIUS_3D = 2.0
+SMALL = {"layers": 6, "width": 32}
+FAST = dict(epochs=30, batch_size=1024, lr=5e-3, lam=10.0, checkpoint_every=0)
+
+
+def _circle_sdf(points):
+    return np.linalg.norm(points - CENTER_2D, axis=1) - RADIUS_2D
+
+
+def _sphere_sdf(points):
+    return np.linalg.norm(points, axis=1) - RADIUS_3D
+
+
+CASES = {
+    "circle": (lambda: circle(RADIUS_2D, n=256, center=tuple(CENTER_2D)), _circle_sdf, 2 * np.sqrt(2) * RADIUS_2D),
+    "sphere": (lambda: sphere(RADIUS_3D), _sphere_sdf, 2 * np.sqrt(3) * RADIUS_3D),
+}
+
+
+@pytest.mark.parametrize("arch", ["sll", "ortho"])
+@pytest.mark.parametrize("case", ["circle", "sphere"])
+def test_signed_hkr_converges_to_the_analytic_sdf(case, arch):
+    make_shape, sdf, diagonal = CASES[case]
+    data = sample(make_shape(), "signed", n=20_000, n_test=2_000, seed=0)
+    layers = 6 if arch == "sll" else 4
+    field = train(data, {"arch": arch, "layers": layers, "width": 32}, TrainingConfig(**FAST))
+    rng = np.random.default_rng(1)
+    lower, upper = data.normalization.world_bounds()
+    x = rng.uniform(lower, upper, size=(20_000, data.dim))
+    truth, values = sdf(x), field(x)
+    assert np.abs(values - truth).mean() < 0.01 * diagonal
+    far = np.abs(truth) > 0.02 * diagonal
+    assert (np.sign(values[far]) == np.sign(truth[far])).mean() > 0.99
+    assert (np.linalg.norm(field.gradient(x), axis=1) > 0.9).mean() > 0.9
+    assert field.summary["final"]["mae_rel"] < 0.01  # the logged test error agrees
+
+
+def test_mlp_with_eikonal_term_fits_known_distances():
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "dist", n=20_000, n_test=2_000, seed=0)
+    field = train(data, {"arch": "mlp", "layers": 3, "width": 64, "activation": "softplus"},
+                  TrainingConfig(**dict(FAST, lr=2e-3, eikonal=0.1)))
+    x = np.random.default_rng(2).uniform(*data.normalization.world_bounds(), size=(10_000, 2))
+    assert np.abs(field(x) - sdf(x)).mean() < 0.01 * diagonal
+    assert not field.is_lipschitz
+
+
+def test_sald_learns_a_signed_field_from_unsigned_data():
+    make_shape, sdf, diagonal = CASES["sphere"]
+    data = sample(make_shape(), "sal", n=20_000, n_test=2_000, seed=0)
+    trainer = Trainer(data, None, TrainingConfig(**dict(FAST, lr=1e-3)))
+    assert trainer.loss_name == "sald" and trainer.model_config["arch"] == "mlp"
+    trainer.model_config.update(layers=3, width=64)
+    field = trainer.run()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(10_000, 3)) * 0.3 * RADIUS_3D + rng.normal(size=(10_000, 3)) * RADIUS_3D * 0.3
+    assert np.abs(field(x) - sdf(x)).mean() < 0.02 * diagonal
+
+
+def test_unsigned_hkr_gives_a_non_negative_distance_to_an_open_curve():
+    shape = helix()
+    data = sample(shape, "unsigned", n=20_000, n_test=2_000, seed=0)
+    field = train(data, SMALL, TrainingConfig(**FAST))
+    assert field.kind == "unsigned"
+    points, truth = data.world("test_points"), np.abs(data.world("test_distances"))
+    values = field(points)
+    assert values.min() >= 0
+    diagonal = field.summary["diagonal"]
+    assert np.abs(values - truth).mean() < 0.03 * diagonal
+
+
+def test_world_units_and_logs(tmp_path):
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "signed", n=4_000, n_test=1_000, seed=0)
+    out, log = tmp_path / "c.pt", tmp_path / "c.jsonl"
+    config = TrainingConfig(epochs=4, batch_size=1000, checkpoint_every=2)
+    field = train(data, SMALL, config, output=out, log=log, preview=tmp_path / "c.png")
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    for key in ("loss", "mae", "max_error", "sign_accuracy", "seconds", "lam", "margin", "lr"):
+        assert key in records[-1]
+    # the logged test error is the error against the dataset's (world-unit) ground truth
+    truth = data.world("test_distances")
+    assert records[-1]["mae"] == pytest.approx(np.abs(field(data.world("test_points")) - truth).mean(), rel=1e-5)
+    loaded = NeuralField.load(out)
+    assert loaded.summary["complete"] and loaded.summary["epochs"] == 4
+    for name in ("c.png", "c_e0002.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    csv_log = tmp_path / "c.csv"
+    train(data, SMALL, TrainingConfig(epochs=2, batch_size=1000, checkpoint_every=0), log=csv_log)
+    lines = csv_log.read_text().splitlines()
+    assert lines[0].startswith("epoch,step,loss") and len(lines) == 3
+
+
+def test_same_seed_same_field_and_other_seed_another():
+    data = sample(circle(), "signed", n=2_000, n_test=200, seed=0)
+    config = TrainingConfig(epochs=2, batch_size=500, checkpoint_every=0)
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    a, b = (train(data, SMALL, config)(x) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    c = train(data, SMALL, TrainingConfig(epochs=2, batch_size=500, checkpoint_every=0, seed=1))(x)
+    assert not np.allclose(a, c)
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_field(tmp_path, monkeypatch):
+    data = sample(circle(), "signed", n=2_000, n_test=200, seed=0)
+    out = tmp_path / "f.pt"
+    calls = {"n": 0}
+    original = Trainer._loss
+
+    def loss_that_blows_up_in_epoch_3(self, *args):
+        calls["n"] += 1
+        loss = original(self, *args)
+        return loss * float("nan") if calls["n"] > 8 else loss  # 4 steps per epoch
+
+    monkeypatch.setattr(Trainer, "_loss", loss_that_blows_up_in_epoch_3)
+    config = TrainingConfig(epochs=5, batch_size=500, checkpoint_every=0)
+    with pytest.raises(TrainingDiverged, match="diverged at epoch 3.*kept the field of epoch 2"):
+        train(data, SMALL, config, output=out)
+    field = NeuralField.load(out)
+    assert field.summary["epochs"] == 2 and not field.summary["complete"]
+    assert np.isfinite(field(np.random.default_rng(0).normal(size=(100, 2)))).all()
+    assert all(torch.isfinite(p).all() for p in field.module.model.parameters())
+
+
+def test_nan_from_the_first_epoch_writes_nothing(tmp_path):
+    data = sample(circle(), "signed", n=2_000, n_test=200, seed=0)
+    data.arrays["points"][5] = np.nan
+    with pytest.raises(TrainingDiverged, match="epoch 1"):
+        train(data, SMALL, TrainingConfig(epochs=2, batch_size=500), output=tmp_path / "f.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_loss_must_fit_the_dataset_mode():
+    signed = sample(circle(), "signed", n=1_000, n_test=100, seed=0)
+    with pytest.raises(ModeError, match="needs a sal dataset"):
+        Trainer(signed, SMALL, TrainingConfig(loss="sald"))
+    with pytest.raises(ModeError, match="needs a dist dataset"):
+        Trainer(signed, SMALL, TrainingConfig(loss="fit"))
+    open_curve = sample(helix(), "sal", n=1_000, n_test=100, seed=0)
+    with pytest.raises(ModeError, match="surface normals"):
+        Trainer(open_curve, SMALL, TrainingConfig(loss="sald"))
+    assert Trainer(open_curve, SMALL).loss_name == "sal"  # sald by default, sal when there are no normals
+    with pytest.raises(LipsdfError, match="3D input"):
+        Trainer(signed, dict(SMALL, arch="sll", dim=3))
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(final_margin=0.5), dict(recipe="fast")])
+def test_bad_training_options_are_clear_errors(bad):
+    with pytest.raises(LipsdfError):
+        TrainingConfig(**bad)
