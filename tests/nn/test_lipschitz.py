@@ -113,4 +113,3 @@ def test_the_bound_is_not_vacuous():
             torch.nn.init.normal_(layer.weight, std=1.0)
     assert _max_gradient_norm(model, torch.rand(1000, 2)) > 1.5
     assert np.isfinite(_max_pair_ratio(model, torch.rand(10, 2), torch.rand(10, 2)))
-
