@@ -221,7 +221,7 @@ class Trainer:
     log : per-epoch log, ``.jsonl`` or ``.csv`` (optional).
     preview : a PNG written at each checkpoint (as ``NAME_eEPOCH.png``) and at the end (optional).
     quiet : no progress bar.
-    callback : called with each epoch's log record (e.g. to stop early or plot live).
+    callback : called with each epoch's log record (e.g. to plot progress live).
 
     Examples
     --------
