@@ -3,6 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lipsdf.field import NeuralField
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -33,3 +35,19 @@ def box_sdf(points: np.ndarray, half_sizes: np.ndarray) -> np.ndarray:
 def torus_sdf(points: np.ndarray, major: float, minor: float) -> np.ndarray:
     ring = np.linalg.norm(points[:, :2], axis=1) - major
     return np.hypot(ring, points[:, 2]) - minor
+
+
+@pytest.fixture(scope="session")
+def trained_circle() -> NeuralField:
+    """A small SLL field trained once per session on a circle of radius 5 at (40, -10)."""
+    from query.fields import trained_circle_field
+
+    return trained_circle_field()
+
+
+@pytest.fixture(scope="session")
+def trained_sphere() -> NeuralField:
+    """A small SLL field trained once per session on a sphere of radius 2 at (3, -1, 2)."""
+    from query.fields import trained_sphere_field
+
+    return trained_sphere_field()

@@ -1,0 +1,157 @@
+"""Batched evaluation of a field on grids and point sets.
+
+Queries work in the field's unit box, where the network lives and float32 is
+accurate relative to the shape's size, and convert to world units at the
+edges: grids are defined in world coordinates, but vertex coordinates are
+computed from integer indices straight into unit coordinates, so that the same
+vertex always reaches the network as the same float32 numbers (dense and
+pruned contouring rely on this to agree).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from lipsdf.errors import LipsdfError
+from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
+from lipsdf.progress import progress_bar
+
+Device = Optional[Union[str, torch.device]]
+
+
+def use_device(field: NeuralField, device: Device) -> NeuralField:
+    """Move ``field`` to ``device`` when one is given (``None`` keeps where it is); returns it."""
+    return field if device is None else field.to(device)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid of vertices with the same spacing on every axis, in world coordinates.
+
+    Parameters
+    ----------
+    lower : (d,) world position of vertex ``(0, ..., 0)``.
+    spacing : world distance between neighbouring vertices.
+    shape : vertices per axis.
+
+    Examples
+    --------
+    >>> grid = Grid.covering(np.array([0.0, 0.0]), np.array([2.0, 1.0]), resolution=5)
+    >>> grid.shape, grid.spacing
+    ((5, 3), 0.5)
+    >>> grid.vertices(np.array([1, 14])).tolist()
+    [[0.0, 0.5], [2.0, 1.0]]
+    """
+
+    lower: np.ndarray
+    spacing: float
+    shape: tuple[int, ...]
+
+    @classmethod
+    def covering(cls, lower: np.ndarray, upper: np.ndarray, resolution: int) -> "Grid":
+        """``resolution`` vertices along the longest side of ``[lower, upper]``, centred on the box.
+
+        Shorter sides get as many vertices as cover them at the same spacing
+        (at least 2), so cells are cubes and the grid covers the whole box.
+        """
+        lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+        if resolution < 2:
+            raise LipsdfError(f"a grid needs a resolution of at least 2, got {resolution}")
+        sides = upper - lower
+        if not (np.isfinite(sides).all() and (sides > 0).all()):
+            raise LipsdfError(f"empty or invalid bounds: lower {lower.tolist()}, upper {upper.tolist()}")
+        spacing = float(sides.max()) / (resolution - 1)
+        counts = np.maximum(np.ceil(sides / spacing - 1e-9).astype(int) + 1, 2)
+        counts[np.argmax(sides)] = resolution
+        start = 0.5 * (lower + upper) - 0.5 * (counts - 1) * spacing
+        return cls(start, spacing, tuple(int(c) for c in counts))
+
+    @property
+    def dim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.lower + self.spacing * (np.asarray(self.shape) - 1)
+
+    def vertices(self, index: np.ndarray) -> np.ndarray:
+        """World coordinates ``(m, d)`` of vertices given by flat (C-order) indices."""
+        multi = np.stack(np.unravel_index(np.asarray(index), self.shape), axis=-1)
+        return self.lower + self.spacing * multi
+
+    def unit_vertices(self, field: NeuralField, index: np.ndarray) -> torch.Tensor:
+        """Unit-box coordinates of vertices (flat indices), as float32 on the field's device."""
+        multi = np.stack(np.unravel_index(np.asarray(index), self.shape), axis=-1)
+        norm = field.normalization
+        unit = (self.lower - norm.center) / norm.scale + (self.spacing / norm.scale) * multi
+        return torch.from_numpy(unit.astype(np.float32)).to(field.device)
+
+
+def field_grid(field: NeuralField, resolution: int, bounds: Optional[Sequence[float]] = None) -> Grid:
+    """The grid a query runs on: ``bounds`` (``lower..., upper...`` in world units) or the field's box.
+
+    The field's box is its unit box ``[-1, 1]^d`` in world coordinates: the
+    shape plus the padding it was trained with.
+    """
+    if bounds is None:
+        lower, upper = field.normalization.world_bounds()
+    else:
+        values = np.asarray(bounds, dtype=np.float64).reshape(-1)
+        if len(values) != 2 * field.dim:
+            raise LipsdfError(f"bounds for a {field.dim}D field are {2 * field.dim} numbers "
+                              f"(lower corner, then upper corner), got {len(values)}")
+        lower, upper = values[: field.dim], values[field.dim:]
+        if not (upper > lower).all():
+            raise LipsdfError(f"bounds: the upper corner {upper.tolist()} must exceed the lower corner "
+                              f"{lower.tolist()} on every axis")
+    return Grid.covering(lower, upper, resolution)
+
+
+def unit_values(field: NeuralField, unit_points: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """Field values in unit-box units at unit-box points (a tensor on the field's device)."""
+    with torch.no_grad():
+        return torch.cat([field.module.unit(batch) for batch in unit_points.split(batch_size)]) \
+            if len(unit_points) else unit_points.new_zeros(0)
+
+
+def unit_values_and_gradients(field: NeuralField, unit_points: torch.Tensor,
+                              batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values (unit-box units) and gradients at unit-box points."""
+    values, gradients = [], []
+    for batch in unit_points.split(batch_size):
+        batch = batch.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = field.module.unit(batch)
+            (gradient,) = torch.autograd.grad(value.sum(), batch)
+        values.append(value.detach())
+        gradients.append(gradient)
+    if not values:
+        return unit_points.new_zeros(0), unit_points.new_zeros((0, unit_points.shape[1]))
+    return torch.cat(values), torch.cat(gradients)
+
+
+def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> np.ndarray:
+    """Values (world units) at the grid vertices ``index`` (flat indices; default: all), as float64.
+
+    Vertex coordinates are made one batch at a time, so a 512^3 grid never
+    holds all its coordinates in memory at once.
+    """
+    index = np.arange(grid.size) if index is None else np.asarray(index)
+    out = np.empty(len(index), dtype=np.float64)
+    with progress_bar(len(index), "field on grid", quiet=quiet) as bar:
+        for start in range(0, len(index), batch_size):
+            chunk = index[start: start + batch_size]
+            unit = unit_values(field, grid.unit_vertices(field, chunk), batch_size)
+            out[start: start + len(chunk)] = unit.double().cpu().numpy()
+            bar.update(len(chunk))
+    return out * field.normalization.scale
