@@ -124,6 +124,158 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- queries on a field
+
+
+def _load_field(args: argparse.Namespace):
+    from lipsdf.field import NeuralField, resolve_device
+
+    return NeuralField.load(args.field, device=resolve_device(args.device))
+
+
+def _field_stem(args: argparse.Namespace) -> str:
+    return Path(args.field).with_suffix("").name
+
+
+def _iso_levels(args: argparse.Namespace, field, spacing: float) -> list[float]:
+    """The levels asked for (``--iso``, ``--iso-range``), or 0 (signed) / one grid cell (unsigned)."""
+    import numpy as np
+
+    levels = list(args.iso or [])
+    if getattr(args, "iso_range", None):
+        low, high, count = args.iso_range
+        if not float(count).is_integer() or count < 1:
+            raise LipsdfError(f"--iso-range LO HI N needs a whole number N >= 1, got {count:g}")
+        levels += np.linspace(low, high, int(count)).tolist()
+    if not levels:
+        return [0.0 if field.kind == "signed" else spacing]
+    if field.kind == "unsigned" and min(levels) <= 0:
+        raise LipsdfError(f"an unsigned field is >= 0 and has no crossing at {min(levels):g}; "
+                          f"use a small positive --iso (one grid cell here is {spacing:.3g})")
+    return levels
+
+
+def _level_paths(output: Path, levels: list[float]) -> list[Path]:
+    if len(levels) == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}_iso{level:g}{output.suffix}") for level in levels]
+
+
+def cmd_mesh(args: argparse.Namespace) -> int:
+    from lipsdf.geometry.io import MESH_FORMATS, save_shape
+    from lipsdf.query.contour import DEFAULT_RESOLUTION, contour
+    from lipsdf.query.grid import field_grid
+
+    field = _load_field(args)
+    suffixes = MESH_FORMATS if field.dim == 3 else (".obj", ".mesh")
+    output = Path(args.output or f"{_field_stem(args)}_{'mesh' if field.dim == 3 else 'contour'}.obj")
+    _check_output(output, suffixes, "mesh file" if field.dim == 3 else "polyline file")
+    resolution = args.res or DEFAULT_RESOLUTION[field.dim]
+    levels = _iso_levels(args, field, field_grid(field, resolution, args.bounds).spacing)
+    dense = args.dense or not field.is_lipschitz
+    if not args.dense and not field.is_lipschitz:
+        _say(args, f"a {field.arch} field is not 1-Lipschitz: evaluating the dense grid")
+    result = contour(field, levels, resolution, args.bounds, dense=dense, batch_size=args.batch_size,
+                     quiet=args.quiet)
+    grid = result.grid
+    _say(args, f"{'x'.join(map(str, grid.shape))} grid, cell {grid.spacing:.4g}: {result.evaluations} network "
+               f"evaluations ({100 * result.evaluations / grid.size:.1f}% of the dense grid) [{result.seconds:.1f} s]")
+    if all(item.shape is None for item in result.contours):
+        low, high = result.value_range
+        raise LipsdfError(f"no level set to write: the field ranges over [{low:.4g}, {high:.4g}] in the box, "
+                          f"which holds none of the levels {', '.join(f'{v:g}' for v in levels)}")
+    for item, path in zip(result.contours, _level_paths(output, levels)):
+        if item.shape is None:
+            _say(args, f"iso {item.iso:g}: empty, nothing written")
+            continue
+        save_shape(item.shape, path)
+        what = (f"{len(item.shape.vertices)} vertices, {len(item.shape.faces)} triangles" if field.dim == 3 else
+                f"{len(item.shape.edges)} segments, {item.shape.n_components} curve(s)")
+        _say(args, f"iso {item.iso:g}: {what}; wrote {path}")
+    return 0
+
+
+def cmd_sample_surface(args: argparse.Namespace) -> int:
+    from lipsdf.geometry.io import save_points
+    from lipsdf.query.project import sample_surface
+
+    output = Path(args.output or f"{_field_stem(args)}_surface.ply")
+    _check_output(output, (".ply", ".xyz", ".txt", ".npz"), "points file")
+    field = _load_field(args)
+    level = 0.0 if args.iso is None else args.iso
+    started = time.perf_counter()
+    samples = sample_surface(field, args.n, level, seed=args.seed, repulsion_steps=args.repulsion_steps,
+                             resolution=args.res, batch_size=args.batch_size)
+    save_points(samples.points, output, samples.normals)
+    _say(args, f"{len(samples.points)} points on iso {level:g}: largest |f - iso| {samples.max_residual:.3g} "
+               f"[{time.perf_counter() - started:.1f} s]; wrote {output}")
+    return 0
+
+
+def cmd_skeleton(args: argparse.Namespace) -> int:
+    from lipsdf.geometry.io import save_points
+    from lipsdf.query.skeleton import skeleton
+
+    output = Path(args.output or f"{_field_stem(args)}_skeleton.ply")
+    _check_output(output, (".ply", ".xyz", ".txt", ".npz"), "points file")
+    field = _load_field(args)
+    started = time.perf_counter()
+    result = skeleton(field, args.res, args.threshold, refine=not args.no_refine, bounds=args.bounds,
+                      batch_size=args.batch_size, quiet=args.quiet)
+    if len(result.points) == 0:
+        raise LipsdfError(f"no skeleton point found at --threshold {args.threshold:g}; raise it (towards 1) "
+                          "or the resolution")
+    save_points(result.points, output, scalars={"radius": result.radii})
+    _say(args, f"{len(result.points)} skeleton points, medial radii {result.radii.min():.4g} to "
+               f"{result.radii.max():.4g}, {result.evaluations} network evaluations "
+               f"[{time.perf_counter() - started:.1f} s]; wrote {output}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from lipsdf.render import plot_field_map, save_image
+
+    output = Path(args.output or f"{_field_stem(args)}.png")
+    _check_output(output, (".png",), "image")
+    for extra in (args.depth, args.normal_map):
+        if extra:
+            _check_output(Path(extra), (".png",), "image")
+    field = _load_field(args)
+    if field.dim == 2:
+        stats = plot_field_map(field, output, resolution=args.res or 512, levels=args.iso, bounds=args.bounds)
+        _say(args, f"gradient norm over the map: min {stats['gradient_norm_min']:.3f}, median "
+                   f"{stats['gradient_norm_median']:.3f}, max {stats['gradient_norm_max']:.3f}; wrote {output}")
+        return 0
+    from lipsdf.query.trace import Camera, orbit_camera, shade, shape_framing, trace_image
+
+    width, height = args.size
+    centre, radius = shape_framing(field, batch_size=args.batch_size)
+    if args.eye is not None:
+        camera = Camera(args.eye, args.target if args.target is not None else centre, args.up, args.fov, width, height)
+    else:
+        camera = orbit_camera(args.target if args.target is not None else centre, radius, args.azimuth,
+                              args.elevation, args.up, args.fov, width, height, args.distance)
+    result = trace_image(field, camera, max_steps=args.max_steps, batch_size=args.batch_size)
+    save_image(shade(result, camera), output)
+    written = [output]
+    if args.depth:
+        depth = result.depth
+        near, far = (np.nanmin(depth), np.nanmax(depth)) if result.hit.any() else (0.0, 1.0)
+        image = np.where(result.hit, 0.1 + 0.8 * (depth - near) / max(far - near, 1e-12), 1.0)
+        written.append(save_image(np.nan_to_num(image, nan=1.0), args.depth))
+    if args.normal_map:
+        normals = np.where(result.hit[..., None], 0.5 * (np.nan_to_num(result.normals) + 1.0), 1.0)
+        written.append(save_image(normals, args.normal_map))
+    through = int(result.stepped_through.sum())
+    _say(args, f"{width} x {height} rays: {100 * result.hit.mean():.1f}% hit, {result.mean_steps:.1f} steps per ray "
+               f"on average (max {int(result.steps.max())}), {through} stepped through the surface, "
+               f"{result.unfinished} unfinished [{result.seconds:.1f} s, {result.rays_per_second:,.0f} rays/s]")
+    _say(args, f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
 def _say(args: argparse.Namespace, message: str) -> None:
     if not args.quiet:
         print(message)
@@ -198,7 +350,93 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="field file (default: DATASET.pt)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
     p.set_defaults(func=cmd_train)
+    _add_query_commands(commands)
     return parser
+
+
+def _field_options(p: argparse.ArgumentParser, bounds: bool = True) -> None:
+    from lipsdf.field import DEFAULT_BATCH_SIZE
+
+    p.add_argument("field", help="field file (.pt) from `lipsdf train`")
+    if bounds:
+        p.add_argument("--bounds", type=float, nargs="+", default=None, metavar="V",
+                       help="box to work in, world units: xmin ymin [zmin] xmax ymax [zmax] (default: the field's box)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                   help=f"points per network call (default: {DEFAULT_BATCH_SIZE}; more on a GPU)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
+
+
+def _add_query_commands(commands) -> None:
+    p = commands.add_parser("mesh", help="extract level sets: marching cubes (3D) or squares (2D)",
+                            description="Extract the level sets f = iso of a field: a triangle mesh (3D) or "
+                                        "polylines (2D), in world units. 1-Lipschitz fields are contoured coarse "
+                                        "to fine, skipping cells the Lipschitz bound rules out; the output equals "
+                                        "the dense grid's.")
+    _field_options(p)
+    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V",
+                   help="levels, world units (default: 0; for unsigned fields one grid cell). Several levels "
+                        "write OUT_isoV files")
+    p.add_argument("--iso-range", type=float, nargs=3, default=None, metavar=("LO", "HI", "N"),
+                   help="N levels evenly from LO to HI (added to --iso)")
+    p.add_argument("--res", type=_positive_int, default=None, help="vertices along the longest side (default: 128 in 3D, 512 in 2D)")
+    p.add_argument("--dense", action="store_true", help="evaluate every grid vertex (no Lipschitz pruning)")
+    p.add_argument("-o", "--output", default=None,
+                   help="3D: .obj .ply .off .stl .mesh; 2D: .obj .mesh (default: FIELD_mesh.obj / FIELD_contour.obj)")
+    p.set_defaults(func=cmd_mesh)
+
+    p = commands.add_parser("sample-surface", help="evenly spread points (with normals) on a level set",
+                            description="Sample points on the level set f = iso: drawn on a contour, projected "
+                                        "with Newton steps, spread by repulsion along the surface, projected again. "
+                                        "Writes points with normals and reports the largest |f - iso|.")
+    _field_options(p, bounds=False)
+    p.add_argument("-n", type=_positive_int, default=10_000, help="points (default: 10000)")
+    p.add_argument("--iso", type=float, default=None, help="level, world units (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--repulsion-steps", type=int, default=10, metavar="K", help="spreading rounds (default: 10)")
+    p.add_argument("--res", type=_positive_int, default=None, help="resolution of the starting contour")
+    p.add_argument("-o", "--output", default=None, help=".ply .xyz .txt .npz (default: FIELD_surface.ply)")
+    p.set_defaults(func=cmd_sample_surface)
+
+    p = commands.add_parser("skeleton", help="sample the medial axis inside a signed field",
+                            description="Sample the medial axis (skeleton): inside points where the field's "
+                                        "gradient, by central differences over a grid cell, has norm below the "
+                                        "threshold, moved onto their ridge. Writes points with their medial radius.")
+    _field_options(p)
+    p.add_argument("--res", type=_positive_int, default=None, help="grid vertices along the longest side (default: 256 in 2D, 96 in 3D)")
+    p.add_argument("--threshold", type=float, default=0.8,
+                   help="gradient-norm threshold; ridges where the two nearest surface directions meet at more than "
+                        "2 acos(T) are kept (default: 0.8, about 74 degrees)")
+    p.add_argument("--no-refine", action="store_true", help="keep grid vertices instead of moving them onto the ridge")
+    p.add_argument("-o", "--output", default=None, help=".ply .xyz .txt .npz (default: FIELD_skeleton.ply)")
+    p.set_defaults(func=cmd_skeleton)
+
+    p = commands.add_parser("render", help="picture of a field: 2D map, or 3D sphere tracing",
+                            description="2D: the field with iso-contours and its gradient norm. 3D: a shaded image "
+                                        "by sphere tracing, stepping by f itself, which a 1-Lipschitz field never "
+                                        "lets overshoot; reports steps per ray.")
+    _field_options(p, bounds=False)
+    p.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                   help="2D: extent of the map, world units (default: the field's box)")
+    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V", help="2D: contours to draw in black")
+    p.add_argument("--res", type=_positive_int, default=None, help="2D: map resolution (default: 512)")
+    p.add_argument("--size", type=_positive_int, nargs=2, default=[512, 512], metavar=("W", "H"),
+                   help="3D: image size in pixels (default: 512 512)")
+    p.add_argument("--azimuth", type=float, default=30.0, help="3D: degrees around the up axis (default: 30)")
+    p.add_argument("--elevation", type=float, default=20.0, help="3D: degrees above the horizon (default: 20)")
+    p.add_argument("--distance", type=float, default=None, help="3D: camera distance, world units (default: frame the shape)")
+    p.add_argument("--fov", type=float, default=35.0, help="3D: vertical field of view, degrees (default: 35)")
+    p.add_argument("--up", type=float, nargs=3, default=[0.0, 1.0, 0.0], metavar=("X", "Y", "Z"),
+                   help="3D: up direction (default: 0 1 0)")
+    p.add_argument("--eye", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                   help="3D: camera position, world units (overrides azimuth/elevation/distance)")
+    p.add_argument("--target", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                   help="3D: point looked at (default: the shape's centre)")
+    p.add_argument("--max-steps", type=_positive_int, default=128, help="3D: most steps per ray (default: 128)")
+    p.add_argument("--depth", default=None, metavar="PNG", help="3D: also write a depth image")
+    p.add_argument("--normal-map", default=None, metavar="PNG", help="3D: also write a normal map")
+    p.add_argument("-o", "--output", default=None, help="image (default: FIELD.png)")
+    p.set_defaults(func=cmd_render)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

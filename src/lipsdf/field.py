@@ -33,7 +33,7 @@ from lipsdf.nn.models import LIPSCHITZ_ARCHITECTURES, build_model
 FORMAT = "lipsdf-field"
 FORMAT_VERSION = 1
 FIELD_KINDS = ("signed", "unsigned")
-DEFAULT_BATCH_SIZE = 65_536
+DEFAULT_BATCH_SIZE = 8192  # on CPU, larger batches fall out of cache: 65536 measured 3x slower (SLL 20x128)
 
 
 def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:

@@ -390,22 +390,40 @@ def save_shape(shape: Shape, path: PathLike) -> None:
                 raise InputFileError(f"cannot write a polyline as {suffix!r}; use .obj or .mesh")
 
 
-def save_points(points: np.ndarray, path: PathLike, normals: Optional[np.ndarray] = None) -> None:
-    """Write a point set (optionally with normals) as .ply, .xyz/.txt or .npz, atomically."""
+def save_points(points: np.ndarray, path: PathLike, normals: Optional[np.ndarray] = None,
+                scalars: Optional[dict[str, np.ndarray]] = None) -> None:
+    """Write a point set (2D or 3D, optionally with normals and named per-point scalars), atomically.
+
+    Formats: .ply (2D points get z = 0), .xyz/.txt (one column per value,
+    named in a ``#`` header line), .npz (arrays ``points``, ``normals`` and
+    one per scalar).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "centres.xyz"
+    >>> save_points(np.zeros((2, 2)), out, scalars={"radius": np.ones(2)})
+    >>> out.read_text().splitlines()[0]
+    '# x y radius'
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     points = np.asarray(points, dtype=np.float64)
-    columns = points if normals is None else np.column_stack([points, normals])
+    scalars = {name: np.asarray(values, dtype=np.float64).reshape(-1) for name, values in (scalars or {}).items()}
+    if suffix == ".ply" and points.shape[1] == 2:  # PLY readers expect x, y and z
+        points = np.column_stack([points, np.zeros(len(points))])
+        normals = None if normals is None else np.column_stack([normals, np.zeros(len(normals))])
+    axes = "xyz"[: points.shape[1]]
+    names = list(axes) + ([f"n{a}" for a in axes] if normals is not None else []) + list(scalars)
+    columns = np.column_stack([points] + ([normals] if normals is not None else []) + list(scalars.values()))
     with atomic_output(path) as tmp:
         if suffix in (".xyz", ".txt"):
-            header = "x y z" + (" nx ny nz" if normals is not None else "")
-            np.savetxt(tmp, columns, fmt="%.17g", header=header)
+            np.savetxt(tmp, columns, fmt="%.17g", header=" ".join(names))
         elif suffix == ".npz":
-            arrays = {"points": points} if normals is None else {"points": points, "normals": normals}
+            arrays = {"points": points, **({"normals": normals} if normals is not None else {}), **scalars}
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
         elif suffix == ".ply":
-            names = ["x", "y", "z"] + (["nx", "ny", "nz"] if normals is not None else [])
             header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(points)}"]
             header += [f"property double {n}" for n in names] + ["end_header"]
             with open(tmp, "wb") as handle:

@@ -91,7 +91,13 @@ def orbit_camera(target: Sequence[float], radius: float, azimuth: float = 30.0, 
     both in degrees. ``distance`` defaults to just far enough to frame the ball.
     """
     up = np.asarray(up, dtype=np.float64)
-    up /= np.linalg.norm(up)
+    if up.shape != (3,) or not np.linalg.norm(up) > 0:
+        raise LipsdfError(f"the up direction must be a non-zero 3D vector, got {up.tolist()}")
+    if not 0 < fov < 180:
+        raise LipsdfError(f"field of view must be between 0 and 180 degrees, got {fov}")
+    if distance is not None and not distance > 0:
+        raise LipsdfError(f"the camera distance must be positive, got {distance}")
+    up = up / np.linalg.norm(up)
     front = np.array([0.0, 0.0, 1.0]) if abs(up[2]) < 0.9 else np.array([0.0, -1.0, 0.0])
     front = front - front.dot(up) * up
     front /= np.linalg.norm(front)
