@@ -39,7 +39,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from skimage.measure import marching_cubes
 
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import distance_errors
@@ -47,6 +46,7 @@ from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
 from lipsdf.losses import hkr_loss
 from lipsdf.nn import build_model
+from lipsdf.query import contour
 from lipsdf.sampling import sample
 from lipsdf.training import Trainer, TrainingConfig
 
@@ -116,18 +116,12 @@ def throughput(dataset: PointDataset, device: str, batches: int = 300) -> dict:
 
 
 def chamfer_l1(field: NeuralField, surface: np.ndarray) -> float:
-    """Symmetric mean distance between the zero level set (marching cubes) and surface samples."""
-    lower, upper = field.normalization.world_bounds()
-    axes = [np.linspace(lower[k], upper[k], GRID) for k in range(3)]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    values = field(grid).reshape(GRID, GRID, GRID)
-    if not values.min() < 0 < values.max():
+    """Symmetric mean distance between the zero level set (marching cubes, GRID^3) and surface samples."""
+    mesh = contour(field, 0.0, resolution=GRID).contours[0].shape
+    if mesh is None:
         return float("inf")
-    spacing = (upper - lower) / (GRID - 1)
-    vertices, _, _, _ = marching_cubes(values, 0.0, spacing=tuple(spacing))
-    vertices += lower
-    a = cKDTree(vertices).query(surface)[0].mean()
-    b = cKDTree(surface).query(vertices)[0].mean()
+    a = cKDTree(mesh.vertices).query(surface)[0].mean()
+    b = cKDTree(surface).query(mesh.vertices)[0].mean()
     return float(0.5 * (a + b))
 
 

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from lipsdf.cli import main
+from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
+from lipsdf.geometry.normalize import Normalization
+from lipsdf.nn import build_model
 
 CIRCLE_CENTER, CIRCLE_RADIUS = np.array([40.0, -10.0]), 5.0
 SPHERE_CENTER, SPHERE_RADIUS = np.array([3.0, -1.0, 2.0]), 2.0
@@ -14,7 +17,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def fields(tmp_path_factory, trained_circle, trained_sphere):
     folder = tmp_path_factory.mktemp("fields")
-    return {"2d": trained_circle.save(folder / "circle.pt"), "3d": trained_sphere.save(folder / "sphere.pt")}
+    config = {"arch": "sll", "dim": 3, "layers": 2, "width": 8}
+    unsigned = NeuralField(build_model(config), Normalization(np.zeros(3), 1.0), config, kind="unsigned")
+    return {"2d": trained_circle.save(folder / "circle.pt"), "3d": trained_sphere.save(folder / "sphere.pt"),
+            "unsigned": unsigned.save(folder / "unsigned.pt")}
 
 
 def _run(argv, capsys):
@@ -68,7 +74,9 @@ def test_skeleton_of_a_disc_is_near_its_centre(fields, tmp_path, capsys):
 
 
 def test_render_draws_2d_maps_and_3d_sphere_traced_images(fields, tmp_path, capsys):
-    code, printed = _run(["render", fields["2d"], "--res", 64, "-o", tmp_path / "map.png"], capsys)
+    np.savetxt(tmp_path / "points.xyz", np.column_stack([CIRCLE_CENTER + [[0, 0], [1, 1]], [5, 4]]))
+    code, printed = _run(["render", fields["2d"], "--res", 64, "--overlay", tmp_path / "points.xyz",
+                          "-o", tmp_path / "map.png"], capsys)
     assert code == 0 and "gradient norm" in printed.out
     assert (tmp_path / "map.png").read_bytes()[:8] == PNG
     code, printed = _run(["render", fields["3d"], "--size", 40, 30, "-o", tmp_path / "shaded.png",
@@ -89,6 +97,8 @@ def test_render_draws_2d_maps_and_3d_sphere_traced_images(fields, tmp_path, caps
     (["mesh", "{3d}", "--bounds", "0", "0", "1", "1", "-o", "{tmp}/m.obj"], "6 numbers"),
     (["mesh", "{3d}", "--iso", "100", "-o", "{tmp}/m.obj"], "no level set to write"),
     (["mesh", "{3d}", "--iso-range", "0", "1", "2.5", "-o", "{tmp}/m.obj"], "whole number"),
+    (["mesh", "{unsigned}", "--iso", "0", "-o", "{tmp}/m.obj"], "unsigned field is >= 0"),
+    (["skeleton", "{unsigned}", "-o", "{tmp}/m.ply"], "needs a signed field"),
     (["sample-surface", "{2d}", "--iso", "1000", "-o", "{tmp}/m.xyz"], "no level 1000"),
     (["sample-surface", "{3d}", "-o", "{tmp}/m.obj"], "must end in .ply"),
     (["skeleton", "{3d}", "--threshold", "2", "-o", "{tmp}/m.ply"], "between 0 and 1"),
@@ -97,6 +107,8 @@ def test_render_draws_2d_maps_and_3d_sphere_traced_images(fields, tmp_path, caps
     (["render", "{3d}", "--up", "0", "0", "0", "-o", "{tmp}/m.png"], "non-zero"),
     (["render", "{3d}", "--distance", "-1", "-o", "{tmp}/m.png"], "distance must be positive"),
     (["render", "{2d}", "-o", "{tmp}/m.jpg"], "must end in .png"),
+    (["render", "{2d}", "--overlay", "{tmp}/none.xyz", "-o", "{tmp}/m.png"], "no such points file"),
+    (["render", "{2d}", "--overlay", "{tmp}/junk.pt", "-o", "{tmp}/m.png"], "unknown shape format"),
 ])
 def test_query_bad_input_gives_one_line_status_2_and_no_output(fields, tmp_path, capsys, argv, message):
     (tmp_path / "junk.pt").write_bytes(b"not a field")

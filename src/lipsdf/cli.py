@@ -232,6 +232,29 @@ def cmd_skeleton(args: argparse.Namespace) -> int:
     return 0
 
 
+def _points_2d(path: Path):
+    """The x, y columns of a points file written by lipsdf (.xyz/.txt, .ply, .npz), to draw over a 2D map."""
+    import numpy as np
+
+    from lipsdf.geometry.io import load_shape
+
+    if not path.is_file():
+        raise InputFileError(f"no such points file: {path}")
+    try:
+        if path.suffix.lower() in (".xyz", ".txt"):
+            points = np.atleast_2d(np.loadtxt(path, ndmin=2))
+        elif path.suffix.lower() == ".npz":
+            with np.load(path) as data:
+                points = data["points"]
+        else:
+            points = load_shape(path, kind="pointcloud").points
+    except (ValueError, KeyError) as exc:
+        raise InputFileError(f"cannot read points from {path}: {exc}") from None
+    if points.ndim != 2 or points.shape[1] < 2:
+        raise InputFileError(f"{path} holds no 2D points")
+    return points[:, :2]
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -244,7 +267,9 @@ def cmd_render(args: argparse.Namespace) -> int:
             _check_output(Path(extra), (".png",), "image")
     field = _load_field(args)
     if field.dim == 2:
-        stats = plot_field_map(field, output, resolution=args.res or 512, levels=args.iso, bounds=args.bounds)
+        overlays = [_points_2d(Path(name)) for name in args.overlay or []]
+        stats = plot_field_map(field, output, resolution=args.res or 512, levels=args.iso, bounds=args.bounds,
+                               overlays=overlays)
         _say(args, f"gradient norm over the map: min {stats['gradient_norm_min']:.3f}, median "
                    f"{stats['gradient_norm_median']:.3f}, max {stats['gradient_norm_max']:.3f}; wrote {output}")
         return 0
@@ -420,6 +445,8 @@ def _add_query_commands(commands) -> None:
                    help="2D: extent of the map, world units (default: the field's box)")
     p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V", help="2D: contours to draw in black")
     p.add_argument("--res", type=_positive_int, default=None, help="2D: map resolution (default: 512)")
+    p.add_argument("--overlay", nargs="+", default=None, metavar="POINTS",
+                   help="2D: point files to draw on the map (e.g. from skeleton or sample-surface)")
     p.add_argument("--size", type=_positive_int, nargs=2, default=[512, 512], metavar=("W", "H"),
                    help="3D: image size in pixels (default: 512 512)")
     p.add_argument("--azimuth", type=float, default=30.0, help="3D: degrees around the up axis (default: 30)")

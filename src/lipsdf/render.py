@@ -128,12 +128,14 @@ def plot_field(field, path: PathLike, resolution: int = 256, title: str = "") ->
     return _save(plt, fig, path)
 
 
-def plot_field_map(field, path: PathLike, resolution: int = 512, levels=None, bounds=None) -> dict:
+def plot_field_map(field, path: PathLike, resolution: int = 512, levels=None, bounds=None,
+                   overlays=()) -> dict:
     """Write a PNG of a 2D field: its values with iso-contours, and its gradient norm.
 
     ``levels``: iso-levels to draw (world units; default: ten around zero plus
     zero in black). ``bounds``: ``xmin ymin xmax ymax`` (default: the field's
-    box). Returns gradient-norm statistics over the picture (min, median, max:
+    box). ``overlays``: ``(n, 2)`` point sets drawn on the field (e.g. skeleton
+    or surface samples), one colour each. Returns gradient-norm statistics over the picture (min, median, max:
     a 1-Lipschitz field stays at or below 1, a good distance field near 1).
     """
     from lipsdf.errors import LipsdfError
@@ -158,6 +160,10 @@ def plot_field_map(field, path: PathLike, resolution: int = 512, levels=None, bo
     drawn = [v for v in levels if values.min() < v < values.max()]
     if drawn:
         left.contour(x, y, values, levels=sorted(drawn), colors="k", linewidths=1.0)
+    for points, colour in zip(overlays, ("#1a9850", "#762a83", "#e08214", "k")):
+        left.scatter(points[:, 0], points[:, 1], s=3, c=colour, linewidths=0)
+    left.set_xlim(extent[0], extent[1])
+    left.set_ylim(extent[2], extent[3])
     fig.colorbar(image, ax=left, shrink=0.8, label=f"{field.kind} distance")
     left.set_title("field and iso-contours")
     shown = right.imshow(gradient_norm, origin="lower", extent=extent, cmap="magma",
