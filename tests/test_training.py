@@ -164,3 +164,19 @@ def test_loss_must_fit_the_dataset_mode():
 def test_bad_training_options_are_clear_errors(bad):
     with pytest.raises(LipsdfError):
         TrainingConfig(**bad)
+
+
+def test_compiled_training_converges_and_saves_a_plain_field(tmp_path):
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "signed", n=20_000, n_test=2_000, seed=0)
+    field = train(data, SMALL, TrainingConfig(**dict(FAST, compile=True)), output=tmp_path / "c.pt")
+    x = np.random.default_rng(4).uniform(*data.normalization.world_bounds(), size=(10_000, 2))
+    assert np.abs(field(x) - sdf(x)).mean() < 0.01 * diagonal
+    assert all(not key.startswith("_orig_mod") for key in torch.load(tmp_path / "c.pt")["weights"])
+    np.testing.assert_allclose(NeuralField.load(tmp_path / "c.pt")(x), field(x), atol=1e-6)
+
+
+def test_compile_refuses_losses_with_second_derivatives():
+    data = sample(CASES["circle"][0](), "dist", n=2_000, n_test=200, seed=0)
+    with pytest.raises(LipsdfError, match="eikonal"):
+        train(data, {"arch": "mlp", "layers": 2, "width": 8}, TrainingConfig(epochs=1, compile=True))

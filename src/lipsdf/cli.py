@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_output(Path(args.preview), (".png",), "preview")
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, margin=args.margin,
                             final_margin=args.final_margin, lam=args.lam, recipe=args.recipe, loss=args.loss,
-                            eikonal=args.eikonal, seed=args.seed, checkpoint_every=args.checkpoint_every)
+                            eikonal=args.eikonal, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                            compile=args.compile)
     dataset = PointDataset.load(dataset_path)
     model_config = default_model_config(dataset, args.arch, args.layers, args.width)
     trainer = Trainer(dataset, model_config, config, device=args.device, output=output, log=log,
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="K",
                    help=f"write the field every K epochs, 0 for only at the end (default: {defaults.checkpoint_every})")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training steps (about 1.2x faster on CPU after a few seconds of "
+                        "compilation; hkr, sal and fit without eikonal term)")
     p.add_argument("--log", default=None, help="per-epoch log, .jsonl or .csv (default: FIELD.jsonl)")
     p.add_argument("--preview", default=None, metavar="PNG",
                    help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")

@@ -74,6 +74,10 @@ class TrainingConfig:
     sald_weight : weight of SALD's gradient term.
     seed : seeds the initialisation and the shuffling; same seed, same field (on CPU).
     checkpoint_every : write the field every this many epochs (0: only at the end).
+    compile : run the training steps through ``torch.compile`` (fuses the element-wise work
+        between matrix products: 1.18x faster for SLL 20 x 128 at batch 4096 on a 2-core CPU;
+        the first epoch pays a few seconds, more with a cold cache, of compilation). Not for
+        losses that differentiate the input gradient (``sald``, ``fit`` with an eikonal term).
     """
 
     epochs: int = 100
@@ -89,6 +93,7 @@ class TrainingConfig:
     sald_weight: float = 0.1
     seed: int = 0
     checkpoint_every: int = 10
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -276,6 +281,7 @@ class Trainer:
         data = _Tensors.of(self.dataset, self.device)
         generator = torch.Generator(device=self.device).manual_seed(config.seed)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+        forward = self._compiled(model) if config.compile else model
         n = len(data.points)
         batch = min(config.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
@@ -293,7 +299,7 @@ class Trainer:
                     margin, lam = schedule.margin(step), schedule.lam(epoch, step)
                     for group in optimiser.param_groups:
                         group["lr"] = config.lr * schedule.lr_factor(step)
-                    loss = self._loss(model, data, index, margin, lam, generator)
+                    loss = self._loss(forward, data, index, margin, lam, generator)
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
                     optimiser.step()
@@ -319,6 +325,16 @@ class Trainer:
                     field.summary = self._summary(record, log, complete=last)
                     self._write(field, epoch + 1, last)
         return field
+
+    def _compiled(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``torch.compile(model)`` for the steps; the field keeps the plain model (same parameters)."""
+        takes_second_derivatives = self.loss_name == "sald" or (self.loss_name == "fit" and self.config.eikonal > 0)
+        if takes_second_derivatives:
+            raise LipsdfError(f"--compile cannot train the {self.loss_name} loss"
+                              f"{' with an eikonal term' if self.loss_name == 'fit' else ''}: it differentiates "
+                              "the input gradient, which torch.compile does not support; drop --compile"
+                              f"{' or use --eikonal 0' if self.loss_name == 'fit' else ''}")
+        return torch.compile(model)
 
     def _loss(self, model, data: _Tensors, index: torch.Tensor, margin: float, lam: float,
               generator: torch.Generator) -> torch.Tensor:

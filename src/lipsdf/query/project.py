@@ -86,7 +86,8 @@ def project(field: NeuralField, points: np.ndarray, iso: float = 0.0, steps: int
     --------
     >>> from lipsdf.nn import build_model
     >>> from lipsdf.geometry.normalize import Normalization
-    >>> config = {"arch": "sll", "dim": 2, "layers": 2, "width": 8}
+    >>> _ = torch.manual_seed(0)
+    >>> config = {"arch": "ortho", "dim": 2, "layers": 2, "width": 8}  # unit gradient: Newton converges fast
     >>> field = NeuralField(build_model(config), Normalization(np.zeros(2), 1.0), config)
     >>> level = float(field(np.zeros((1, 2)))[0]) + 0.01
     >>> result = project(field, np.random.default_rng(0).uniform(-0.1, 0.1, (5, 2)), iso=level)
@@ -135,7 +136,8 @@ def sample_surface(field: NeuralField, n: int, iso: float = 0.0, seed: int = 0, 
     --------
     >>> from lipsdf.nn import build_model
     >>> from lipsdf.geometry.normalize import Normalization
-    >>> config = {"arch": "sll", "dim": 2, "layers": 2, "width": 8}
+    >>> _ = torch.manual_seed(0)
+    >>> config = {"arch": "ortho", "dim": 2, "layers": 2, "width": 8}  # unit gradient: Newton converges fast
     >>> field = NeuralField(build_model(config), Normalization(np.zeros(2), 1.0), config)
     >>> level = float(field(np.zeros((1, 2)))[0]) + 0.01
     >>> samples = sample_surface(field, 50, iso=level, resolution=64)
