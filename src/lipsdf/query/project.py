@@ -53,20 +53,38 @@ class SurfaceSamples:
 
 
 def _project_unit(field: NeuralField, unit: torch.Tensor, iso: float, steps: int, tolerance: float,
-                  batch_size: int) -> torch.Tensor:
-    """Newton-project unit-box points onto the unit-box level ``iso``; points that have converged stop."""
+                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Newton-project unit-box points onto the unit-box level ``iso``; points that have converged stop.
+
+    Returns the projected points and the field's values at the starting points.
+    """
     unit = unit.clone()
+    start_values = None
     active = torch.arange(len(unit), device=unit.device)
     for _ in range(steps):
         if len(active) == 0:
             break
         values, gradients = unit_values_and_gradients(field, unit[active], batch_size)
+        if start_values is None:  # the first step sees every point
+            start_values = values
         residual = values - iso
         moving = residual.abs() > tolerance
         active, residual, gradients = active[moving], residual[moving], gradients[moving]
         squared = (gradients * gradients).sum(dim=1).clamp(min=_MIN_GRADIENT_NORM ** 2)
         unit[active] -= (residual / squared)[:, None] * gradients
-    return unit
+    if start_values is None:  # no step taken: the points have not moved
+        start_values = unit_values(field, unit, batch_size)
+    return unit, start_values
+
+
+def _projected(field: NeuralField, points: np.ndarray, iso: float, steps: int, tolerance: float,
+               batch_size: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """World points projected onto the world level ``iso``; also their unit-box tensor and the start values."""
+    norm = field.normalization
+    unit = torch.from_numpy(norm.to_unit(points).astype(np.float32)).to(field.device)
+    projected_unit, start_values = _project_unit(field, unit, iso / norm.scale, steps, tolerance / norm.scale,
+                                                 batch_size)
+    return norm.to_world(projected_unit.double().cpu().numpy()), projected_unit, start_values
 
 
 def project(field: NeuralField, points: np.ndarray, iso: float = 0.0, steps: int = DEFAULT_STEPS,
@@ -100,12 +118,10 @@ def project(field: NeuralField, points: np.ndarray, iso: float = 0.0, steps: int
         raise LipsdfError(f"expected points of shape (n, {field.dim}), got {points.shape}")
     scale = field.normalization.scale
     tolerance = DEFAULT_TOLERANCE * scale if tolerance is None else tolerance
-    unit = torch.from_numpy(field.normalization.to_unit(points).astype(np.float32)).to(field.device)
-    projected_unit = _project_unit(field, unit, iso / scale, steps, tolerance / scale, batch_size)
+    projected, projected_unit, start_values = _projected(field, points, iso, steps, tolerance, batch_size)
     residuals = np.abs(unit_values(field, projected_unit, batch_size).double().cpu().numpy() * scale - iso)
-    projected = field.normalization.to_world(projected_unit.double().cpu().numpy())
-    start_values = field(points, batch_size=batch_size)
-    distances = np.where(start_values < iso, -1.0, 1.0) * np.linalg.norm(projected - points, axis=1)
+    below = start_values.cpu().numpy() * scale < iso
+    distances = np.where(below, -1.0, 1.0) * np.linalg.norm(projected - points, axis=1)
     return Projection(projected, distances, residuals)
 
 
@@ -151,11 +167,9 @@ def sample_surface(field: NeuralField, n: int, iso: float = 0.0, seed: int = 0, 
     field = use_device(field, device)
     rng = np.random.default_rng(seed)
     result = contour(field, iso, resolution=resolution, batch_size=batch_size)
-    start_level = iso
     if result.contours[0].shape is None and field.kind == "unsigned" and iso <= result.grid.spacing:
         # An unsigned field has no crossing at its minimum: start on a thin offset surface around it.
-        start_level = 2 * result.grid.spacing
-        result = contour(field, start_level, resolution=resolution, batch_size=batch_size)
+        result = contour(field, 2 * result.grid.spacing, resolution=resolution, batch_size=batch_size)
     shape = result.contours[0].shape
     if shape is None:
         low, high = result.value_range
@@ -164,10 +178,11 @@ def sample_surface(field: NeuralField, n: int, iso: float = 0.0, seed: int = 0, 
     points, _ = surface_samples(shape, n, rng)
     measure = float(shape.face_areas().sum() if field.dim == 3 else shape.segment_lengths().sum())
     spacing = _spacing(n, measure, field.dim)
-    points = project(field, points, iso, batch_size=batch_size).points
+    tolerance = DEFAULT_TOLERANCE * field.normalization.scale
+    points = _projected(field, points, iso, DEFAULT_STEPS, tolerance, batch_size)[0]
     for _ in range(repulsion_steps if n > 1 else 0):
         points = _repel(points, _normals(field, points, batch_size), spacing)
-        points = project(field, points, iso, steps=5, batch_size=batch_size).points
+        points = _projected(field, points, iso, 5, tolerance, batch_size)[0]
     final = project(field, points, iso, batch_size=batch_size)
     return SurfaceSamples(final.points, _normals(field, final.points, batch_size), final.residuals)
 
