@@ -173,10 +173,9 @@ def cmd_mesh(args: argparse.Namespace) -> int:
     _check_output(output, suffixes, "mesh file" if field.dim == 3 else "polyline file")
     resolution = args.res or DEFAULT_RESOLUTION[field.dim]
     levels = _iso_levels(args, field, field_grid(field, resolution, args.bounds).spacing)
-    dense = args.dense or not field.is_lipschitz
     if not args.dense and not field.is_lipschitz:
         _say(args, f"a {field.arch} field is not 1-Lipschitz: evaluating the dense grid")
-    result = contour(field, levels, resolution, args.bounds, dense=dense, batch_size=args.batch_size,
+    result = contour(field, levels, resolution, args.bounds, dense=args.dense, batch_size=args.batch_size,
                      quiet=args.quiet)
     grid = result.grid
     _say(args, f"{'x'.join(map(str, grid.shape))} grid, cell {grid.spacing:.4g}: {result.evaluations} network "

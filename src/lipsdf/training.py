@@ -43,7 +43,7 @@ from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import PathLike
 from lipsdf.losses import (FIT_NORMS, distance_fit_loss, eikonal_loss, hkr_loss, input_gradient, sal_loss,
                            sald_gradient_loss)
-from lipsdf.nn.models import ARCHITECTURES, LIPSCHITZ_ARCHITECTURES, build_model
+from lipsdf.nn.models import ARCHITECTURES, build_model
 from lipsdf.progress import progress_bar
 
 LOSSES_BY_MODE = {"signed": ("hkr",), "unsigned": ("hkr",), "dist": ("fit",), "sal": ("sald", "sal")}
