@@ -301,9 +301,123 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from lipsdf.evaluate import EvaluationConfig, evaluate_field, metrics_table
+    from lipsdf.files import atomic_output
+    from lipsdf.geometry.io import load_shape
+
+    output = Path(args.output or f"{_field_stem(args)}_metrics.json")
+    _check_output(output, (".json",), "metrics file")
+    config = EvaluationConfig(n_uniform=args.n_uniform, n_near=args.n_near, n_pairs=args.pairs,
+                              n_surface=args.n_surface, resolution=args.res, seed=args.seed)
+    field = _load_field(args)
+    shape = load_shape(args.against, kind=args.kind)
+    metrics = evaluate_field(field, shape, config, batch_size=args.batch_size)
+    metrics["field"], metrics["against"] = str(args.field), str(args.against)
+    with atomic_output(output) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    _say(args, f"{args.field} ({field.kind} {field.arch} field) against {args.against} ({_describe(shape)}), "
+               f"diagonal {metrics['diagonal']:.4g} [{metrics['seconds']:.1f} s]")
+    _say(args, metrics_table(metrics))
+    _say(args, f"wrote {output}")
+    return 0
+
+
+_SAMPLING_OPTIONS = {"n": "n", "n_test": "n_test", "n_surface": "n_surface", "uniform_fraction": "uniform_fraction",
+                     "sigma": "near_sigmas", "padding": "padding", "band": "band"}
+_TRAINING_OPTIONS = ("epochs", "batch_size", "lr", "margin", "final_margin", "lam", "recipe", "loss", "eikonal",
+                     "compile")
+_MODEL_OPTIONS = ("arch", "layers", "width")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from lipsdf.evaluate import metrics_table
+    from lipsdf.pipeline import fit
+
+    given = vars(args)
+    sampling = {field: tuple(given[option]) if isinstance(given[option], list) else given[option]
+                for option, field in _SAMPLING_OPTIONS.items() if option in given}
+    sampling["seed"] = args.seed
+    training = {option: given[option] for option in _TRAINING_OPTIONS if option in given}
+    training["seed"] = args.seed
+    model = {option: given[option] for option in _MODEL_OPTIONS if option in given}
+    stem = args.shape[len("builtin:"):] if args.shape.startswith("builtin:") else Path(args.shape).stem
+    output = Path(args.output or f"{stem}_fit")
+    result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind, sampling=sampling,
+                 training=training, model=model, resolution=args.res, image_size=args.image_size,
+                 device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))
+    metrics = result.metrics
+    _say(args, metrics_table(metrics))
+    seconds = metrics["seconds"]
+    _say(args, f"done in {seconds['total']:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items() if k != 'total')}); "
+               f"everything is in {output}/ (metrics.json, {result.files['picture'].name}, ...)")
+    return 0
+
+
 def _say(args: argparse.Namespace, message: str) -> None:
     if not args.quiet:
         print(message)
+
+
+def _default(value, fit: bool) -> dict:
+    """argparse keywords for an option's default: its own for sample/train; absent for fit, whose
+    defaults depend on the shape (``lipsdf.pipeline.fit_defaults``) and which passes on only what was given."""
+    return {"default": argparse.SUPPRESS} if fit else {"default": value}
+
+
+def _sampling_arguments(p: argparse.ArgumentParser, fit: bool = False) -> None:
+    from lipsdf.sampling import SamplingConfig
+
+    d = SamplingConfig()
+    by_fit = "chosen by fit" if fit else None
+    p.add_argument("-n", type=_positive_int, **_default(d.n, fit),
+                   help=f"training points (default: {by_fit or d.n})")
+    p.add_argument("--n-test", type=_positive_int, **_default(d.n_test, fit),
+                   help=f"test points (default: {by_fit or d.n_test})")
+    p.add_argument("--n-surface", type=_positive_int, **_default(None, fit), help="surface samples kept (default: n/4)")
+    p.add_argument("--uniform-fraction", type=float, **_default(d.uniform_fraction, fit),
+                   help=f"share of points uniform in the box, the rest near the surface (default: {d.uniform_fraction})")
+    p.add_argument("--sigma", type=float, nargs="+", **_default(list(d.near_sigmas), fit), metavar="S",
+                   help="near-surface noise scales, in units of the normalised box [-1, 1] "
+                        f"(default: {' '.join(map(str, d.near_sigmas))})")
+    p.add_argument("--padding", type=float, **_default(d.padding, fit),
+                   help=f"room around the shape: its largest half-side maps to 1/(1+padding) (default: {d.padding})")
+    p.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), **_default(None, fit),
+                   help="signed mode: drop points with winding number in (LO, HI), e.g. 0.3 0.7 for open or noisy input")
+
+
+def _training_arguments(p: argparse.ArgumentParser, fit: bool = False) -> None:
+    from lipsdf.nn.models import ARCHITECTURES
+    from lipsdf.training import RECIPES, TrainingConfig
+
+    d = TrainingConfig()
+    by_fit = "chosen by fit" if fit else None
+    p.add_argument("--arch", choices=ARCHITECTURES, **_default(None, fit),
+                   help="network: sll (default; mlp for sal datasets), ortho, mlp or siren")
+    p.add_argument("--layers", type=_positive_int, **_default(None, fit),
+                   help="layers (default: 20 for sll, 8 ortho/mlp, 5 siren)")
+    p.add_argument("--width", type=_positive_int, **_default(None, fit), help="width (default: 128; 256 for mlp, siren)")
+    p.add_argument("--epochs", type=_positive_int, **_default(d.epochs, fit),
+                   help=f"passes over the data (default: {by_fit or d.epochs})")
+    p.add_argument("--batch-size", type=_positive_int, **_default(d.batch_size, fit),
+                   help=f"points per step (default: {by_fit or d.batch_size})")
+    p.add_argument("--lr", type=float, **_default(d.lr, fit), help=f"Adam learning rate (default: {by_fit or d.lr})")
+    p.add_argument("--margin", type=float, **_default(d.margin, fit),
+                   help=f"hKR margin in unit-box units (default: {d.margin})")
+    p.add_argument("--final-margin", type=float, **_default(None, fit),
+                   help="lipsdf recipe: margin at the end of training (default: margin / 4)")
+    p.add_argument("--lam", type=float, **_default(d.lam, fit), help=f"hKR hinge weight (default: {d.lam:g})")
+    p.add_argument("--recipe", choices=RECIPES, **_default(d.recipe, fit),
+                   help="lipsdf: margin shrinks, lambda ramps up, lr decays (default); paper: the paper's constants")
+    p.add_argument("--loss", choices=("hkr", "fit", "sal", "sald"), **_default(None, fit),
+                   help="default: from the dataset's mode (signed/unsigned: hkr, dist: fit, sal: sald)")
+    p.add_argument("--eikonal", type=float, **_default(d.eikonal, fit),
+                   help=f"weight of the eikonal term when fitting distances (default: {d.eikonal})")
+    p.add_argument("--compile", action="store_true", **_default(False, fit),
+                   help="torch.compile the training steps (about 1.2x faster on CPU after a few seconds of "
+                        "compilation; hkr, sal and fit without eikonal term)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -319,26 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "and write a dataset .npz.")
     p.add_argument("shape", help="shape file (.obj .ply .off .stl .mesh .xyz .txt .npz .geojson) or builtin:NAME")
     p.add_argument("--mode", choices=MODES, default="signed", help="what the dataset is for (default: signed)")
-    p.add_argument("-n", type=_positive_int, default=100_000, help="training points (default: 100000)")
-    p.add_argument("--n-test", type=_positive_int, default=20_000, help="test points (default: 20000)")
-    p.add_argument("--n-surface", type=_positive_int, default=None, help="surface samples kept (default: n/4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
-    p.add_argument("--uniform-fraction", type=float, default=0.5,
-                   help="share of points uniform in the box, the rest near the surface (default: 0.5)")
-    p.add_argument("--sigma", type=float, nargs="+", default=[0.01, 0.05], metavar="S",
-                   help="near-surface noise scales, in units of the normalised box [-1, 1] (default: 0.01 0.05)")
-    p.add_argument("--padding", type=float, default=0.2,
-                   help="room around the shape: its largest half-side maps to 1/(1+padding) (default: 0.2)")
-    p.add_argument("--band", type=float, nargs=2, metavar=("LO", "HI"), default=None,
-                   help="signed mode: drop points with winding number in (LO, HI), e.g. 0.3 0.7 for open or noisy input")
+    _sampling_arguments(p)
     p.add_argument("-o", "--output", default=None, help="dataset file (default: NAME_MODE.npz)")
     p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
     p.set_defaults(func=cmd_sample)
 
-    from lipsdf.nn.models import ARCHITECTURES
-    from lipsdf.training import RECIPES, TrainingConfig
+    from lipsdf.training import TrainingConfig
 
     defaults = TrainingConfig()
     p = commands.add_parser("train", help="train a field (.pt) on a dataset",
@@ -346,32 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "The loss follows the dataset's mode: hKR for signed and unsigned "
                                         "datasets, a distance fit for dist, SAL/SALD for sal.")
     p.add_argument("dataset", help="dataset file (.npz) from `lipsdf sample`")
-    p.add_argument("--arch", choices=ARCHITECTURES, default=None,
-                   help="network: sll (default; mlp for sal datasets), ortho, mlp or siren")
-    p.add_argument("--layers", type=_positive_int, default=None, help="layers (default: 20 for sll, 8 ortho/mlp, 5 siren)")
-    p.add_argument("--width", type=_positive_int, default=None, help="width (default: 128; 256 for mlp, siren)")
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help=f"passes over the data (default: {defaults.epochs})")
-    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size,
-                   help=f"points per step (default: {defaults.batch_size})")
-    p.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default: {defaults.lr})")
-    p.add_argument("--margin", type=float, default=defaults.margin,
-                   help=f"hKR margin in unit-box units (default: {defaults.margin})")
-    p.add_argument("--final-margin", type=float, default=None,
-                   help="lipsdf recipe: margin at the end of training (default: margin / 4)")
-    p.add_argument("--lam", type=float, default=defaults.lam, help=f"hKR hinge weight (default: {defaults.lam:g})")
-    p.add_argument("--recipe", choices=RECIPES, default=defaults.recipe,
-                   help="lipsdf: margin shrinks, lambda ramps up, lr decays (default); paper: the paper's constants")
-    p.add_argument("--loss", choices=("hkr", "fit", "sal", "sald"), default=None,
-                   help="default: from the dataset's mode (signed/unsigned: hkr, dist: fit, sal: sald)")
-    p.add_argument("--eikonal", type=float, default=defaults.eikonal,
-                   help=f"weight of the eikonal term when fitting distances (default: {defaults.eikonal})")
+    _training_arguments(p)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, metavar="K",
                    help=f"write the field every K epochs, 0 for only at the end (default: {defaults.checkpoint_every})")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training steps (about 1.2x faster on CPU after a few seconds of "
-                        "compilation; hkr, sal and fit without eikonal term)")
     p.add_argument("--log", default=None, help="per-epoch log, .jsonl or .csv (default: FIELD.jsonl)")
     p.add_argument("--preview", default=None, metavar="PNG",
                    help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")
@@ -379,7 +461,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
     p.set_defaults(func=cmd_train)
     _add_query_commands(commands)
+    _add_pipeline_commands(commands)
     return parser
+
+
+def _add_pipeline_commands(commands) -> None:
+    from lipsdf.dataset import MODES
+    from lipsdf.geometry.shapes import KINDS
+
+    p = commands.add_parser("fit", help="shape to field in one command: sample, train, contour, render, eval",
+                            description="Fit a 1-Lipschitz distance field to a shape: sample training points, "
+                                        "train, extract the contour, render a picture and evaluate against the "
+                                        "shape. Defaults give a good field in about 10 minutes for a 3D mesh on "
+                                        "a 2-core CPU (3 for a 2D outline); --quick gives a preview in about one. "
+                                        "The sample and train options pass through.")
+    p.add_argument("shape", help="shape file (.obj .ply .off .stl .mesh .xyz .txt .npz .geojson) or builtin:NAME")
+    p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
+    p.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and epochs")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="signed (default when the shape has an inside), unsigned (default otherwise), "
+                        "or dist/sal for the baselines")
+    p.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling and training (default: 0)")
+    p.add_argument("--res", type=_positive_int, default=None,
+                   help="contour grid, vertices along the longest side (default: 192 in 3D, 512 in 2D; "
+                        "quick: 96, 256)")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help="3D picture side in pixels (default: 512; quick: 256)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
+    group = p.add_argument_group("sampling (as in `lipsdf sample`)")
+    _sampling_arguments(group, fit=True)
+    group = p.add_argument_group("training (as in `lipsdf train`)")
+    _training_arguments(group, fit=True)
+    p.set_defaults(func=cmd_fit)
+
+    from lipsdf.evaluate import EvaluationConfig
+
+    d = EvaluationConfig()
+    p = commands.add_parser("eval", help="measure a field against the shape it approximates",
+                            description="Measure a field against ground truth: distance errors and sign accuracy "
+                                        "on uniform and near-surface points, gradient norms, the largest "
+                                        "|f(x) - f(y)| / |x - y| over random pairs, how often |f| exceeds the true "
+                                        "distance; and Chamfer, Hausdorff and normal consistency between the "
+                                        "field's contour and the shape. Prints a table and writes JSON.")
+    _field_options(p, bounds=False)
+    p.add_argument("--against", required=True, metavar="SHAPE",
+                   help="the ground-truth shape file or builtin:NAME (point clouds: distances to the points)")
+    p.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
+    p.add_argument("--n-uniform", type=_positive_int, default=d.n_uniform,
+                   help=f"points uniform in the field's box (default: {d.n_uniform})")
+    p.add_argument("--n-near", type=_positive_int, default=d.n_near,
+                   help=f"points near the surface (default: {d.n_near})")
+    p.add_argument("--pairs", type=_positive_int, default=d.n_pairs,
+                   help=f"random pairs for the Lipschitz ratio (default: {d.n_pairs})")
+    p.add_argument("--n-surface", type=_positive_int, default=d.n_surface,
+                   help=f"samples on each surface for Chamfer and Hausdorff (default: {d.n_surface})")
+    p.add_argument("--res", type=_positive_int, default=None, help="contour grid (default: 128 in 3D, 512 in 2D)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("-o", "--output", default=None, help="metrics file, .json (default: FIELD_metrics.json)")
+    p.set_defaults(func=cmd_eval)
 
 
 def _field_options(p: argparse.ArgumentParser, bounds: bool = True) -> None:

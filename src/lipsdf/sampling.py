@@ -101,8 +101,12 @@ def check_mode(shape: Shape, mode: str) -> None:
 # --------------------------------------------------------------------------- primitive samplers
 
 
-def surface_samples(shape: Shape, n: int, rng: np.random.Generator) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def surface_samples(shape: Shape, n: int, rng: np.random.Generator,
+                    unoriented: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """``n`` points on the shape (area- or length-uniform) and their unit normals (None where undefined).
+
+    Normals are outward where the shape has an inside. With ``unoriented``,
+    open 2D curves get normals too, of arbitrary sign.
 
     Examples
     --------
@@ -124,7 +128,7 @@ def surface_samples(shape: Shape, n: int, rng: np.random.Generator) -> tuple[np.
         edges = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
         a, b = shape.vertices[shape.edges[edges, 0]], shape.vertices[shape.edges[edges, 1]]
         points = a + rng.random(n)[:, None] * (b - a)
-        if not shape.has_inside:
+        if shape.dim == 3 or not (shape.has_inside or unoriented):
             return points, None
         # Loops are oriented counter-clockwise around their inside: outward is the edge turned clockwise.
         tangent = (b - a) / lengths[edges, None]

@@ -1,0 +1,155 @@
+"""`lipsdf fit` and `lipsdf eval`, and bad input across every command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from lipsdf.cli import main
+from lipsdf.geometry.io import load_shape
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY_FIT = ["--quick", "-n", "4000", "--n-test", "1000", "--epochs", "8", "--layers", "6", "--width", "32",
+            "--res", "128", "-q"]
+
+
+@pytest.fixture(scope="module")
+def circle_fit(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit") / "circle"
+    assert main(["fit", "builtin:circle", "-o", str(folder), *TINY_FIT]) == 0
+    return folder
+
+
+def test_fit_writes_every_output_and_passes_options_through(circle_fit):
+    names = sorted(p.name for p in circle_fit.iterdir())
+    assert names == ["circle.jsonl", "circle.png", "circle.pt", "circle_contour.obj", "circle_signed.npz",
+                     "metrics.json"]
+    metrics = json.loads((circle_fit / "metrics.json").read_text())
+    settings = metrics["settings"]
+    assert settings["training"]["epochs"] == 8 and settings["sampling"]["n"] == 4000
+    assert settings["model"]["layers"] == 6 and settings["mode"] == "signed"
+    assert set(metrics["seconds"]) == {"sample", "train", "contour", "render", "eval", "total"}
+    assert metrics["lipschitz"]["max_ratio"] <= 1 + 1e-5
+    # the built-in circle has radius 1: the contour lies near it, and the metrics say so
+    loop = load_shape(circle_fit / "circle_contour.obj")
+    assert np.abs(np.linalg.norm(loop.vertices, axis=1) - 1.0).max() < 0.1
+    assert metrics["surface"]["chamfer_l1_rel"] < 0.02
+    assert (circle_fit / "circle.png").read_bytes()[:8] == PNG
+    assert len((circle_fit / "circle.jsonl").read_text().splitlines()) == 8
+
+
+def test_fit_of_an_open_3d_curve_is_unsigned_and_renders(tmp_path, capsys):
+    out = tmp_path / "helix"
+    code = main(["fit", "builtin:helix", "-o", str(out), "--quick", "-n", "3000", "--n-test", "500", "--epochs", "2",
+                 "--layers", "4", "--width", "16", "--res", "32", "--image-size", "24"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "largest |f(x) - f(y)| / |x - y|" in printed and "done in" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["kind"] == "unsigned" and "sign_accuracy" not in metrics["distance"]["all"]
+    assert (out / "helix.png").read_bytes()[:8] == PNG
+    assert not [p for p in out.iterdir() if p.name.startswith(".fit-")]  # no staging folder left
+
+
+def test_eval_prints_a_table_and_writes_json(circle_fit, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    code = main(["eval", str(circle_fit / "circle.pt"), "--against", "builtin:circle", "--n-uniform", "1000",
+                 "--n-near", "1000", "--pairs", "5000", "--n-surface", "2000", "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    for row in ("mean |f - d|, uniform points", "sign accuracy", "|f| > true distance", "gradient norm",
+                "Chamfer L1", "Chamfer L2", "Hausdorff", "normal consistency", "largest |f(x) - f(y)|"):
+        assert row in printed
+    metrics = json.loads(out.read_text())
+    assert metrics["lipschitz"]["pairs"] == 5000 and metrics["distance"]["uniform"]["n"] == 1000
+    # the same field, measured twice with the same seed, gives the same numbers
+    assert main(["eval", str(circle_fit / "circle.pt"), "--against", "builtin:circle", "--n-uniform", "1000",
+                 "--n-near", "1000", "--pairs", "5000", "--n-surface", "2000", "-o", str(tmp_path / "again.json"),
+                 "-q"]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["distance"] == metrics["distance"] and again["surface"] == metrics["surface"]
+
+
+def test_fit_that_fails_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    import lipsdf.pipeline
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", fail)  # interrupted at the last stage
+    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 130
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("user data")
+    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "kept"), *TINY_FIT]) == 130
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["mine.txt"]
+
+
+# --------------------------------------------------------------------------- bad input, every command
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, circle_fit):
+    folder = tmp_path_factory.mktemp("inputs")
+    (folder / "junk.pt").write_bytes(b"not a field")
+    (folder / "junk.obj").write_text("this is not an obj file\n")
+    (folder / "empty.obj").write_text("")
+    (folder / "nan.xyz").write_text("0 0 0\nnan 1 2\n")
+    (folder / "a_file").write_text("x")
+    return {"field2d": str(circle_fit / "circle.pt"), "data2d": str(circle_fit / "circle_signed.npz"),
+            "obj2d": str(circle_fit / "circle_contour.obj"), **{p.stem: str(p) for p in folder.iterdir()}}
+
+
+BAD_INPUT = [
+    # wrong paths
+    (["fit", "{tmp}/missing.obj", "-o", "{tmp}/o"], "no such file"),
+    (["eval", "{tmp}/missing.pt", "--against", "builtin:circle"], "no such field file"),
+    (["eval", "{field2d}", "--against", "{tmp}/missing.obj"], "no such file"),
+    (["fit", "builtin:cirle", "-o", "{tmp}/o"], "unknown built-in shape"),
+    # wrong kinds of file
+    (["fit", "{junk}", "-o", "{tmp}/o"], "has no vertices"),
+    (["fit", "{empty}", "-o", "{tmp}/o"], ""),
+    (["fit", "{nan}", "-o", "{tmp}/o"], "finite"),
+    (["train", "{obj2d}", "-o", "{tmp}/f.pt"], "dataset"),
+    (["mesh", "{data2d}", "-o", "{tmp}/m.obj"], "field"),
+    (["render", "{obj2d}", "-o", "{tmp}/m.png"], "field"),
+    (["eval", "{junk}", "--against", "builtin:circle"], "not a readable lipsdf field"),
+    (["eval", "{field2d}", "--against", "{field2d}"], "unknown shape format"),
+    (["fit", "builtin:circle", "-o", "{a_file}"], "not a folder"),
+    (["eval", "{field2d}", "--against", "builtin:circle", "-o", "{tmp}/m.txt"], "must end in .json"),
+    # fields of the wrong dimension
+    (["eval", "{field2d}", "--against", "builtin:sphere", "-o", "{tmp}/m.json"], "2D but the shape is 3D"),
+    (["skeleton", "{field2d}", "--bounds", "0", "0", "0", "1", "1", "1", "-o", "{tmp}/m.ply"], "4 numbers"),
+    (["mesh", "{field2d}", "--bounds", "0", "0", "0", "1", "1", "1", "-o", "{tmp}/m.obj"], "4 numbers"),
+    # impossible options
+    (["fit", "builtin:helix", "--mode", "signed", "-o", "{tmp}/o"], "needs inside/outside"),
+    (["fit", "builtin:circle", "--lr", "-1", "-o", "{tmp}/o"], "must be positive"),
+    (["fit", "builtin:circle", "--final-margin", "5", "-o", "{tmp}/o"], "final margin"),
+    (["fit", "builtin:circle", "--uniform-fraction", "3", "-o", "{tmp}/o"], "uniform_fraction"),
+    (["fit", "builtin:circle", "--arch", "sll", "--width", "1", "-o", "{tmp}/o"], "width"),
+    (["fit", "builtin:circle", "--mode", "sal", "--compile", "-o", "{tmp}/o"], "--compile"),
+    (["fit", "builtin:circle", "--device", "tpu", "-o", "{tmp}/o"], "unknown device"),
+    (["eval", "{field2d}", "--against", "builtin:circle", "--device", "gpu0"], "unknown device"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUT, ids=[" ".join(a[:2]) + f" #{i}" for i, (a, _) in
+                                                          enumerate(BAD_INPUT)])
+def test_bad_input_to_any_command_is_one_line_status_2_and_writes_nothing(files, tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path, **files) for a in argv]
+    before = set(tmp_path.rglob("*"))
+    code = main(argv + (["-q"] if argv[0] == "fit" else []))
+    printed = capsys.readouterr()
+    assert code == 2, printed
+    assert printed.err.count("\n") == 1 and "Traceback" not in printed.err and message in printed.err
+    assert set(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("argv", [
+    ["fit"], ["eval", "x.pt"], ["fit", "builtin:circle", "--epochs", "0"], ["fit", "builtin:circle", "--res", "-4"],
+    ["eval", "x.pt", "--against", "y.obj", "--pairs", "0"], ["fit", "builtin:circle", "--mode", "fancy"],
+])
+def test_bad_options_of_fit_and_eval_exit_2_in_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
