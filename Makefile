@@ -20,17 +20,16 @@ setup: $(VENV)/.installed
 test: setup
 	$(BIN)/python -m pytest -q
 
+# QUICK=--quick makes the demo's fit a one-minute preview (CI runs it that way).
+QUICK ?=
+DEMO := out/demo/flower
+
 demo: setup
-	mkdir -p out/demo
-	$(BIN)/lipsdf sample builtin:flower --mode signed -o out/demo/flower_signed.npz --preview out/demo/flower_signed.png
-	$(BIN)/lipsdf sample builtin:torus --mode dist -o out/demo/torus_dist.npz --preview out/demo/torus_dist.png
-	$(BIN)/lipsdf sample builtin:flower --mode signed -n 50000 -o out/demo/flower_train.npz -q
-	$(BIN)/lipsdf train out/demo/flower_train.npz --epochs 20 --batch-size 1024 --lr 2e-3 -o out/demo/flower.pt --preview out/demo/flower_field.png
-	$(BIN)/lipsdf mesh out/demo/flower.pt --iso -0.2 0 0.2 -o out/demo/flower_contour.obj
-	$(BIN)/lipsdf skeleton out/demo/flower.pt -o out/demo/flower_skeleton.xyz
-	$(BIN)/lipsdf sample-surface out/demo/flower.pt -n 300 -o out/demo/flower_surface.xyz
-	$(BIN)/lipsdf render out/demo/flower.pt --iso -0.2 0 0.2 --overlay out/demo/flower_skeleton.xyz out/demo/flower_surface.xyz -o out/demo/flower_queries.png
-	@echo "pictures in out/demo/"
+	$(BIN)/lipsdf fit builtin:flower -o $(DEMO) $(QUICK)
+	$(BIN)/lipsdf skeleton $(DEMO)/flower.pt -o $(DEMO)/flower_skeleton.xyz
+	$(BIN)/lipsdf sample-surface $(DEMO)/flower.pt -n 300 -o $(DEMO)/flower_surface.xyz
+	$(BIN)/lipsdf render $(DEMO)/flower.pt --iso -0.2 0 0.2 --overlay $(DEMO)/flower_skeleton.xyz $(DEMO)/flower_surface.xyz -o $(DEMO)/flower_queries.png
+	@echo "pictures: $(DEMO)/flower.png (field and gradient norm), $(DEMO)/flower_queries.png (iso-contours, skeleton, surface samples); metrics: $(DEMO)/metrics.json"
 
 clean:
 	rm -rf $(VENV) out build src/*.egg-info

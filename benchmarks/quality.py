@@ -7,8 +7,9 @@ Run by hand (not part of the tests); needs ../shared/data:
 For each shape (bunny, spot, fandisk, suzanne, and the outlines of France and
 Japan), four contenders train for the same wall-clock budget:
 
-* ``ours``: SLL 20 x 128, hKR loss on a ``signed`` dataset (``unsigned`` for
-  suzanne, which is open), the default ``lipsdf`` recipe;
+* ``ours``: SLL 20 x 128, hKR loss on a ``signed`` dataset, the default
+  ``lipsdf`` recipe; on suzanne, which is open, also on an ``unsigned``
+  dataset (``ours_unsigned``);
 * ``mlp``: softplus MLP 8 x 256 fitted to exact distances (``dist``) with an
   eikonal term (L1 fit + 0.1 eikonal);
 * ``siren``: SIREN 5 x 256, same loss on the same data;
@@ -51,8 +52,12 @@ SHAPES = {
     "france": "polylines2d/fra.obj",
     "japan": "polylines2d/jpn.obj",
 }
-# contender -> (dataset mode, architecture); "ours" uses unsigned where the shape has no inside
-CONTENDERS = {"ours": (None, "sll"), "mlp": ("dist", "mlp"), "siren": ("dist", "siren"), "sald": ("sal", "mlp")}
+# contender -> (dataset mode, architecture)
+CONTENDERS = {"ours": ("signed", "sll"), "ours_unsigned": ("unsigned", "sll"), "mlp": ("dist", "mlp"),
+              "siren": ("dist", "siren"), "sald": ("sal", "mlp")}
+# Open surfaces, where an unsigned field is the natural fit (the signed one relies on the winding number's
+# guess of an inside); both are measured there.
+OPEN = {"suzanne"}
 CALIBRATION_POINTS = 20_000
 
 
@@ -73,12 +78,14 @@ def epochs_for_budget(dataset: PointDataset, model: dict, budget: float) -> int:
     return max(1, int(budget * rates[0] / len(dataset.points)))
 
 
-def run_shape(name: str, budget: float, n: int) -> dict:
+def run_shape(name: str, budget: float, n: int, contenders: list[str]) -> dict:
     shape = load_shape(DATA / SHAPES[name])
     out = {"budget_seconds": budget, "contenders": {}}
     datasets: dict[str, PointDataset] = {}
-    for contender, (mode, arch) in CONTENDERS.items():
-        mode = mode or ("signed" if shape.has_inside else "unsigned")
+    for contender in contenders:
+        if contender == "ours_unsigned" and name not in OPEN:
+            continue
+        mode, arch = CONTENDERS[contender]
         if mode not in datasets:
             started = time.perf_counter()
             datasets[mode] = sample(shape, mode, n=n, n_test=20_000, seed=0)
@@ -142,6 +149,9 @@ def main() -> None:
     parser.add_argument("--budget-2d", type=float, default=60.0, help="training seconds per contender, 2D")
     parser.add_argument("-n", type=int, default=100_000, help="training points per dataset")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--merge", action="store_true",
+                        help="update benchmarks/results/quality.json with these shapes and contenders only")
     parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results "
                                                        "(e.g. for a re-run to compare)")
     args = parser.parse_args()
@@ -152,9 +162,14 @@ def main() -> None:
                           f"torch {torch.__version__}, CPU",
                "date": time.strftime("%Y-%m-%d"), "budget_3d": args.budget_3d, "budget_2d": args.budget_2d,
                "points": args.n, "shapes": {}}
+    if args.merge:
+        results = json.loads((RESULTS / "quality.json").read_text())
     for name in args.shapes:
         dim = 2 if SHAPES[name].startswith("polylines2d") else 3
-        results["shapes"][name] = run_shape(name, args.budget_3d if dim == 3 else args.budget_2d, args.n)
+        measured = run_shape(name, args.budget_3d if dim == 3 else args.budget_2d, args.n, args.contenders)
+        entry = results["shapes"].setdefault(name, measured)
+        entry["contenders"].update(measured["contenders"])
+        entry["contenders"] = {k: entry["contenders"][k] for k in CONTENDERS if k in entry["contenders"]}
         if args.output is None:
             write_results(results)  # after every shape: a long run that stops early keeps what it measured
     if args.output:
