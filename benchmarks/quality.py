@@ -143,6 +143,28 @@ def write_results(results: dict) -> None:
     (RESULTS / "quality.md").write_text("\n".join(lines) + "\n")
 
 
+def comparison(first: dict, second: dict) -> str:
+    """Markdown table of the headline metrics of the runs in ``second`` next to the same runs in ``first``."""
+    lines = ["# Quality benchmark: re-run against the committed run", "",
+             f"committed run: {first['date']}; re-run: {second['date']}, same settings. The epochs come from a "
+             "timing measured at the start of each run, so they can differ by one; with the same epochs, training "
+             "on the CPU is deterministic and the numbers repeat exactly.", "",
+             "| shape | contender | epochs | test MAE | Chamfer L1 | Hausdorff | largest pair ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for shape, entry in second["shapes"].items():
+        for contender, row in entry["contenders"].items():
+            old = first["shapes"][shape]["contenders"][contender]
+            a, b = old["metrics"], row["metrics"]
+            cells = [f"{old['epochs']} / {row['epochs']}"]
+            for get, fmt in ((lambda m: m["distance"]["all"]["mae_rel"], "{:.3%}"),
+                             (lambda m: m["surface"]["chamfer_l1_rel"], "{:.3%}"),
+                             (lambda m: m["surface"]["hausdorff_rel"], "{:.2%}"),
+                             (lambda m: m["lipschitz"]["max_ratio"], "{:.4f}")):
+                cells.append(f"{fmt.format(get(a))} / {fmt.format(get(b))}")
+            lines.append(f"| {shape} | {contender} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-3d", type=float, default=90.0, help="training seconds per contender, 3D")
@@ -152,8 +174,8 @@ def main() -> None:
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--merge", action="store_true",
                         help="update benchmarks/results/quality.json with these shapes and contenders only")
-    parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results "
-                                                       "(e.g. for a re-run to compare)")
+    parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results, and "
+                                                       "compare them with the committed run in quality_rerun.md")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"needs the shared data in {DATA}")
@@ -174,6 +196,8 @@ def main() -> None:
             write_results(results)  # after every shape: a long run that stops early keeps what it measured
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
+        committed = json.loads((RESULTS / "quality.json").read_text())
+        (RESULTS / "quality_rerun.md").write_text(comparison(committed, results))
 
 
 if __name__ == "__main__":
