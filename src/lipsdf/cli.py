@@ -63,13 +63,11 @@ def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from lipsdf.geometry.io import load_shape
-    from lipsdf.geometry.primitives import BUILTIN_PREFIX
+    from lipsdf.geometry.io import load_shape, shape_name
     from lipsdf.render import plot_dataset
     from lipsdf.sampling import SamplingConfig, check_mode, sample
 
-    stem = args.shape[len(BUILTIN_PREFIX):] if args.shape.startswith(BUILTIN_PREFIX) else Path(args.shape).stem
-    output = Path(args.output or f"{stem}_{args.mode}.npz")
+    output = Path(args.output or f"{shape_name(args.shape)}_{args.mode}.npz")
     _check_output(output, (".npz",), "dataset file")
     if args.preview:
         _check_output(Path(args.preview), (".png",), "preview")
@@ -334,6 +332,7 @@ _MODEL_OPTIONS = ("arch", "layers", "width")
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from lipsdf.evaluate import metrics_table
+    from lipsdf.geometry.io import shape_name
     from lipsdf.pipeline import fit
 
     given = vars(args)
@@ -343,8 +342,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     training = {option: given[option] for option in _TRAINING_OPTIONS if option in given}
     training["seed"] = args.seed
     model = {option: given[option] for option in _MODEL_OPTIONS if option in given}
-    stem = args.shape[len("builtin:"):] if args.shape.startswith("builtin:") else Path(args.shape).stem
-    output = Path(args.output or f"{stem}_fit")
+    output = Path(args.output or f"{shape_name(args.shape)}_fit")
     result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind, sampling=sampling,
                  training=training, model=model, resolution=args.res, image_size=args.image_size,
                  device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))

@@ -20,8 +20,7 @@ from lipsdf.errors import InputFileError
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import atomic_output
-from lipsdf.geometry.io import load_shape, save_shape
-from lipsdf.geometry.primitives import BUILTIN_PREFIX
+from lipsdf.geometry.io import load_shape, save_shape, shape_name
 from lipsdf.geometry.shapes import Shape
 from lipsdf.sampling import SamplingConfig, check_mode, sample
 from lipsdf.training import Trainer, TrainingConfig, default_model_config
@@ -44,7 +43,7 @@ def fit_defaults(dim: int, quick: bool = False) -> FitDefaults:
     """The defaults of :func:`fit`: a good field within about 10 minutes for a 3D mesh on a 2-core CPU
     (3 minutes for a 2D outline), or a preview in about one minute with ``quick``.
 
-    The 3D numbers come from ``benchmarks/quality.py`` and the training benchmark: the paper's SLL
+    Measured with ``benchmarks/fit.py`` and the training benchmark: the paper's SLL
     20 x 128 network at batch 4096 converges steadily for about 12 million point visits on this CPU.
 
     Examples
@@ -72,13 +71,6 @@ class FitResult:
     field: NeuralField
     metrics: dict[str, Any]
     files: dict[str, Path] = dataclass_field(default_factory=dict)
-
-
-def _shape_name(shape: Union[PathLike, Shape]) -> str:
-    if isinstance(shape, (str, Path)):
-        text = str(shape)
-        return text[len(BUILTIN_PREFIX):] if text.startswith(BUILTIN_PREFIX) else Path(text).stem
-    return "shape"
 
 
 def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False, mode: Optional[str] = None,
@@ -119,7 +111,7 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     ('circle.pt', 'signed', True)
     """
     started = time.perf_counter()
-    name = _shape_name(shape)
+    name = shape_name(shape) if isinstance(shape, (str, Path)) else "shape"
     device = resolve_device(device)
     output = Path(output)
     if output.exists() and not output.is_dir():

@@ -286,6 +286,18 @@ def _to_shape(raw: _RawGeometry, kind: Optional[str], source: str) -> Shape:
     return Polyline(vertices, edges)
 
 
+def shape_name(path: PathLike) -> str:
+    """The name outputs are called after: the file's stem, or NAME for ``builtin:NAME``.
+
+    Examples
+    --------
+    >>> shape_name("meshes/bunny.obj"), shape_name("builtin:torus")
+    ('bunny', 'torus')
+    """
+    text = str(path)
+    return text[len(BUILTIN_PREFIX):] if text.startswith(BUILTIN_PREFIX) else Path(text).stem
+
+
 def load_shape(path: PathLike, kind: Optional[str] = None) -> Shape:
     """Read a shape file, detecting its kind from the content unless ``kind`` is given.
 
