@@ -10,7 +10,7 @@ from lipsdf.geometry.io import load_shape
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY_FIT = ["--quick", "-n", "4000", "--n-test", "1000", "--epochs", "8", "--layers", "6", "--width", "32",
-            "--res", "128", "-q"]
+            "--res", "128", "--eval-pairs", "5000", "--eval-n-near", "700", "-q"]
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,7 @@ def test_fit_writes_every_output_and_passes_options_through(circle_fit):
     settings = metrics["settings"]
     assert settings["training"]["epochs"] == 8 and settings["sampling"]["n"] == 4000
     assert settings["model"]["layers"] == 6 and settings["mode"] == "signed"
+    assert metrics["lipschitz"]["pairs"] == 5000 and metrics["distance"]["near"]["n"] == 700
     assert set(metrics["seconds"]) == {"sample", "train", "contour", "render", "eval", "total"}
     assert metrics["lipschitz"]["max_ratio"] <= 1 + 1e-5
     # the built-in circle has radius 1: the contour lies near it, and the metrics say so

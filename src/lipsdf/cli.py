@@ -328,6 +328,8 @@ _SAMPLING_OPTIONS = {"n": "n", "n_test": "n_test", "n_surface": "n_surface", "un
 _TRAINING_OPTIONS = ("epochs", "batch_size", "lr", "margin", "final_margin", "lam", "recipe", "loss", "eikonal",
                      "compile")
 _MODEL_OPTIONS = ("arch", "layers", "width")
+_EVALUATION_OPTIONS = {"eval_n_uniform": "n_uniform", "eval_n_near": "n_near", "eval_pairs": "n_pairs",
+                       "eval_n_surface": "n_surface"}
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -342,9 +344,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     training = {option: given[option] for option in _TRAINING_OPTIONS if option in given}
     training["seed"] = args.seed
     model = {option: given[option] for option in _MODEL_OPTIONS if option in given}
+    evaluation = {field: given[option] for option, field in _EVALUATION_OPTIONS.items() if option in given}
+    evaluation["seed"] = args.seed
     output = Path(args.output or f"{shape_name(args.shape)}_fit")
     result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind, sampling=sampling,
-                 training=training, model=model, resolution=args.res, image_size=args.image_size,
+                 training=training, model=model, evaluation=evaluation, resolution=args.res, image_size=args.image_size,
                  device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))
     metrics = result.metrics
     _say(args, metrics_table(metrics))
@@ -416,6 +420,23 @@ def _training_arguments(p: argparse.ArgumentParser, fit: bool = False) -> None:
     p.add_argument("--compile", action="store_true", **_default(False, fit),
                    help="torch.compile the training steps (about 1.2x faster on CPU after a few seconds of "
                         "compilation; hkr, sal and fit without eikonal term)")
+
+
+def _evaluation_arguments(p: argparse.ArgumentParser, fit: bool = False) -> None:
+    from lipsdf.evaluate import EvaluationConfig
+
+    d = EvaluationConfig()
+    prefix = "eval-" if fit else ""  # fit also has sample's --n-surface
+    by_fit = "; quick: 5000" if fit else ""
+    p.add_argument(f"--{prefix}n-uniform", type=_positive_int, **_default(d.n_uniform, fit),
+                   help=f"points uniform in the field's box (default: {d.n_uniform}{by_fit})")
+    p.add_argument(f"--{prefix}n-near", type=_positive_int, **_default(d.n_near, fit),
+                   help=f"points near the surface (default: {d.n_near}{by_fit})")
+    p.add_argument(f"--{prefix}pairs", type=_positive_int, **_default(d.n_pairs, fit),
+                   help=f"random pairs for the Lipschitz ratio (default: {d.n_pairs}{'; quick: 20000' if fit else ''})")
+    p.add_argument(f"--{prefix}n-surface", type=_positive_int, **_default(d.n_surface, fit),
+                   help=f"samples on each surface for Chamfer and Hausdorff (default: {d.n_surface}"
+                        f"{'; quick: 20000' if fit else ''})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -492,11 +513,10 @@ def _add_pipeline_commands(commands) -> None:
     _sampling_arguments(group, fit=True)
     group = p.add_argument_group("training (as in `lipsdf train`)")
     _training_arguments(group, fit=True)
+    group = p.add_argument_group("evaluation (as in `lipsdf eval`)")
+    _evaluation_arguments(group, fit=True)
     p.set_defaults(func=cmd_fit)
 
-    from lipsdf.evaluate import EvaluationConfig
-
-    d = EvaluationConfig()
     p = commands.add_parser("eval", help="measure a field against the shape it approximates",
                             description="Measure a field against ground truth: distance errors and sign accuracy "
                                         "on uniform and near-surface points, gradient norms, the largest "
@@ -507,14 +527,7 @@ def _add_pipeline_commands(commands) -> None:
     p.add_argument("--against", required=True, metavar="SHAPE",
                    help="the ground-truth shape file or builtin:NAME (point clouds: distances to the points)")
     p.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
-    p.add_argument("--n-uniform", type=_positive_int, default=d.n_uniform,
-                   help=f"points uniform in the field's box (default: {d.n_uniform})")
-    p.add_argument("--n-near", type=_positive_int, default=d.n_near,
-                   help=f"points near the surface (default: {d.n_near})")
-    p.add_argument("--pairs", type=_positive_int, default=d.n_pairs,
-                   help=f"random pairs for the Lipschitz ratio (default: {d.n_pairs})")
-    p.add_argument("--n-surface", type=_positive_int, default=d.n_surface,
-                   help=f"samples on each surface for Chamfer and Hausdorff (default: {d.n_surface})")
+    _evaluation_arguments(p)
     p.add_argument("--res", type=_positive_int, default=None, help="contour grid (default: 128 in 3D, 512 in 2D)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("-o", "--output", default=None, help="metrics file, .json (default: FIELD_metrics.json)")
