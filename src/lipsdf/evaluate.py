@@ -125,11 +125,11 @@ def lipschitz_ratio(field, n_pairs: int = 100_000, seed: int = 0, batch_size: in
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     y[close] = x[close] + directions * 10.0 ** rng.uniform(-3.0, 0.0, size=(len(directions), 1))
     module = copy.deepcopy(field.module).double()
-    values = []
+    both, values = np.vstack([x, y]), []
     with torch.no_grad():
         for start in range(0, 2 * n_pairs, batch_size):
-            both = np.vstack([x, y])[start: start + batch_size]
-            values.append(module.unit(torch.from_numpy(both).to(field.device)).cpu().numpy())
+            batch = torch.from_numpy(both[start: start + batch_size]).to(field.device)
+            values.append(module.unit(batch).cpu().numpy())
     values = np.concatenate(values)
     ratio = np.abs(values[:n_pairs] - values[n_pairs:]) / np.maximum(np.linalg.norm(x - y, axis=1), 1e-300)
     return float(ratio.max())
