@@ -67,15 +67,14 @@ def epochs_for_budget(dataset: PointDataset, model: dict, budget: float) -> int:
                                          for k, v in dataset.arrays.items()}, dataset.normalization,
                           dict(dataset.metadata))
     config = TrainingConfig(epochs=2, checkpoint_every=0)
-    rates = []
     record = []
     trainer = Trainer(subset, model, config, callback=lambda r: record.append(time.perf_counter()))
     started = time.perf_counter()
     trainer.run()
     # the second epoch is the steady one (the first includes the set-up); each includes the test evaluation
     seconds = record[1] - record[0] if len(record) > 1 else record[0] - started
-    rates.append(min(CALIBRATION_POINTS, len(dataset.points)) / seconds)
-    return max(1, int(budget * rates[0] / len(dataset.points)))
+    rate = min(CALIBRATION_POINTS, len(dataset.points)) / seconds
+    return max(1, int(budget * rate / len(dataset.points)))
 
 
 def run_shape(name: str, budget: float, n: int, contenders: list[str]) -> dict:

@@ -140,6 +140,8 @@ def _iso_levels(args: argparse.Namespace, field, spacing: float) -> list[float]:
     """The levels asked for (``--iso``, ``--iso-range``), or 0 (signed) / one grid cell (unsigned)."""
     import numpy as np
 
+    from lipsdf.query.contour import default_level
+
     levels = list(args.iso or [])
     if getattr(args, "iso_range", None):
         low, high, count = args.iso_range
@@ -147,7 +149,7 @@ def _iso_levels(args: argparse.Namespace, field, spacing: float) -> list[float]:
             raise LipsdfError(f"--iso-range LO HI N needs a whole number N >= 1, got {count:g}")
         levels += np.linspace(low, high, int(count)).tolist()
     if not levels:
-        return [0.0 if field.kind == "signed" else spacing]
+        return [default_level(field, args.res, args.bounds)]
     if field.kind == "unsigned" and min(levels) <= 0:
         raise LipsdfError(f"an unsigned field is >= 0 and has no crossing at {min(levels):g}; "
                           f"use a small positive --iso (one grid cell here is {spacing:.3g})")

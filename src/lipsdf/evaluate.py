@@ -240,8 +240,7 @@ def evaluate_field(field, shape, config: Optional[EvaluationConfig] = None, cont
     (['all', 'near', 'uniform'], True)
     """
     from lipsdf.geometry.distance import GroundTruth
-    from lipsdf.query.contour import DEFAULT_RESOLUTION, contour as extract_contour
-    from lipsdf.query.grid import field_grid
+    from lipsdf.query.contour import contour as extract_contour, default_level
     from lipsdf.sampling import near_surface_samples, uniform_samples
 
     config = config or EvaluationConfig()
@@ -275,7 +274,7 @@ def evaluate_field(field, shape, config: Optional[EvaluationConfig] = None, cont
     metrics["lipschitz"] = {"pairs": config.n_pairs,
                             "max_ratio": lipschitz_ratio(field, config.n_pairs, config.seed, batch_size)}
 
-    iso = 0.0 if signed else field_grid(field, config.resolution or DEFAULT_RESOLUTION[field.dim]).spacing
+    iso = default_level(field, config.resolution)
     if contour is None:
         contour = extract_contour(field, iso, config.resolution, batch_size=batch_size).contours[0].shape
     if contour is None:

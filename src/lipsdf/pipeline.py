@@ -208,11 +208,9 @@ def _run_stages(loaded: Shape, shape, name: str, mode: str, output: Path, sampli
 
 def _contour(field: NeuralField, resolution: int):
     """The zero level set (signed) or the one-cell level set around the shape (unsigned); None if empty."""
-    from lipsdf.query.contour import contour
-    from lipsdf.query.grid import field_grid
+    from lipsdf.query.contour import contour, default_level
 
-    iso = 0.0 if field.kind == "signed" else field_grid(field, resolution).spacing
-    return contour(field, iso, resolution).contours[0].shape
+    return contour(field, default_level(field, resolution), resolution).contours[0].shape
 
 
 def _picture(field: NeuralField, path: Path, image_size: int, resolution: int) -> Path:

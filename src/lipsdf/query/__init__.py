@@ -1,6 +1,6 @@
 """Everything asked of a trained field, in world units: contours, projection, skeleton, sphere tracing."""
 
-from lipsdf.query.contour import Contour, ContourResult, contour, sample_grid
+from lipsdf.query.contour import Contour, ContourResult, contour, default_level, sample_grid
 from lipsdf.query.grid import Grid, field_grid
 from lipsdf.query.project import Projection, SurfaceSamples, project, sample_surface
 from lipsdf.query.skeleton import Skeleton, skeleton
@@ -8,6 +8,6 @@ from lipsdf.query.trace import Camera, TraceResult, orbit_camera, shade, sphere_
 
 __all__ = [
     "Camera", "Contour", "ContourResult", "Grid", "Projection", "Skeleton", "SurfaceSamples", "TraceResult",
-    "contour", "field_grid", "orbit_camera", "project", "sample_grid", "sample_surface", "shade", "skeleton",
+    "contour", "default_level", "field_grid", "orbit_camera", "project", "sample_grid", "sample_surface", "shade", "skeleton",
     "sphere_trace", "trace_image",
 ]

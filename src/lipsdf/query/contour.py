@@ -208,6 +208,25 @@ def marching(values: np.ndarray, grid: Grid, iso: float) -> Optional[Union[Trian
         return None
 
 
+def default_level(field: NeuralField, resolution: Optional[int] = None,
+                  bounds: Optional[Sequence[float]] = None) -> float:
+    """The level that stands for the shape: 0 for a signed field; one grid cell (of the grid at
+    ``resolution`` over ``bounds``) for an unsigned field, which has no crossing at 0.
+
+    Examples
+    --------
+    >>> from lipsdf.nn import build_model
+    >>> from lipsdf.geometry.normalize import Normalization
+    >>> config = {"arch": "sll", "dim": 2, "layers": 2, "width": 8}
+    >>> field = NeuralField(build_model(config), Normalization(np.zeros(2), 1.0), config, kind="unsigned")
+    >>> round(default_level(field, resolution=21), 6)
+    0.1
+    """
+    if field.kind == "signed":
+        return 0.0
+    return field_grid(field, resolution or DEFAULT_RESOLUTION[field.dim], bounds).spacing
+
+
 def contour(field: NeuralField, iso: Union[float, Sequence[float]] = 0.0, resolution: Optional[int] = None,
             bounds: Optional[Sequence[float]] = None, dense: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
             device: Device = None, quiet: bool = True) -> ContourResult:
