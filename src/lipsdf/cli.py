@@ -62,6 +62,24 @@ def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
         raise InputFileError(f"output directory {path.parent} does not exist; create it first")
 
 
+# option (argparse dest) -> config field, for SamplingConfig, TrainingConfig, the model config, EvaluationConfig
+_SAMPLING_OPTIONS = {"n": "n", "n_test": "n_test", "n_surface": "n_surface", "uniform_fraction": "uniform_fraction",
+                     "sigma": "near_sigmas", "padding": "padding", "band": "band"}
+_TRAINING_OPTIONS = {name: name for name in ("epochs", "batch_size", "lr", "margin", "final_margin", "lam", "recipe",
+                                             "loss", "eikonal", "compile")}
+_MODEL_OPTIONS = {name: name for name in ("arch", "layers", "width")}
+_EVALUATION_OPTIONS = {"eval_n_uniform": "n_uniform", "eval_n_near": "n_near", "eval_pairs": "n_pairs",
+                       "eval_n_surface": "n_surface"}
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> dict:
+    """Config fields from the options present in ``args`` (lists as tuples). fit's pass-through options
+    are absent unless given, so only those replace its defaults."""
+    given = vars(args)
+    return {field: tuple(given[option]) if isinstance(given[option], list) else given[option]
+            for option, field in options.items() if option in given}
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from lipsdf.geometry.io import load_shape, shape_name
     from lipsdf.render import plot_dataset
@@ -71,10 +89,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     _check_output(output, (".npz",), "dataset file")
     if args.preview:
         _check_output(Path(args.preview), (".png",), "preview")
-    band = tuple(args.band) if args.band else None
-    config = SamplingConfig(n=args.n, n_test=args.n_test, n_surface=args.n_surface,
-                            uniform_fraction=args.uniform_fraction, near_sigmas=tuple(args.sigma),
-                            padding=args.padding, band=band, seed=args.seed)
+    config = SamplingConfig(**_given(args, _SAMPLING_OPTIONS), seed=args.seed)
     started = time.perf_counter()
     shape = load_shape(args.shape, kind=args.kind)
     check_mode(shape, args.mode)
@@ -103,10 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_output(log, (".jsonl", ".csv"), "training log")
     if args.preview:
         _check_output(Path(args.preview), (".png",), "preview")
-    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, margin=args.margin,
-                            final_margin=args.final_margin, lam=args.lam, recipe=args.recipe, loss=args.loss,
-                            eikonal=args.eikonal, seed=args.seed, checkpoint_every=args.checkpoint_every,
-                            compile=args.compile)
+    config = TrainingConfig(**_given(args, _TRAINING_OPTIONS), seed=args.seed,
+                            checkpoint_every=args.checkpoint_every)
     dataset = PointDataset.load(dataset_path)
     model_config = default_model_config(dataset, args.arch, args.layers, args.width)
     trainer = Trainer(dataset, model_config, config, device=args.device, output=output, log=log,
@@ -325,13 +338,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-_SAMPLING_OPTIONS = {"n": "n", "n_test": "n_test", "n_surface": "n_surface", "uniform_fraction": "uniform_fraction",
-                     "sigma": "near_sigmas", "padding": "padding", "band": "band"}
-_TRAINING_OPTIONS = ("epochs", "batch_size", "lr", "margin", "final_margin", "lam", "recipe", "loss", "eikonal",
-                     "compile")
-_MODEL_OPTIONS = ("arch", "layers", "width")
-_EVALUATION_OPTIONS = {"eval_n_uniform": "n_uniform", "eval_n_near": "n_near", "eval_pairs": "n_pairs",
-                       "eval_n_surface": "n_surface"}
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -339,19 +345,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from lipsdf.geometry.io import shape_name
     from lipsdf.pipeline import fit
 
-    given = vars(args)
-    sampling = {field: tuple(given[option]) if isinstance(given[option], list) else given[option]
-                for option, field in _SAMPLING_OPTIONS.items() if option in given}
-    sampling["seed"] = args.seed
-    training = {option: given[option] for option in _TRAINING_OPTIONS if option in given}
-    training["seed"] = args.seed
-    model = {option: given[option] for option in _MODEL_OPTIONS if option in given}
-    evaluation = {field: given[option] for option, field in _EVALUATION_OPTIONS.items() if option in given}
-    evaluation["seed"] = args.seed
+    seed = {"seed": args.seed}
     output = Path(args.output or f"{shape_name(args.shape)}_fit")
-    result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind, sampling=sampling,
-                 training=training, model=model, evaluation=evaluation, resolution=args.res, image_size=args.image_size,
-                 device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))
+    result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind,
+                 sampling={**_given(args, _SAMPLING_OPTIONS), **seed},
+                 training={**_given(args, _TRAINING_OPTIONS), **seed},
+                 model=_given(args, _MODEL_OPTIONS), evaluation={**_given(args, _EVALUATION_OPTIONS), **seed},
+                 resolution=args.res, image_size=args.image_size, device=args.device, quiet=args.quiet,
+                 say=lambda message: _say(args, message))
     metrics = result.metrics
     _say(args, metrics_table(metrics))
     seconds = metrics["seconds"]
