@@ -39,7 +39,7 @@ from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
 from lipsdf.sampling import sample
-from lipsdf.training import Trainer, TrainingConfig, default_model_config
+from lipsdf.training import Trainer, TrainingConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -90,12 +90,12 @@ def run_shape(name: str, budget: float, n: int, contenders: list[str]) -> dict:
             datasets[mode] = sample(shape, mode, n=n, n_test=20_000, seed=0)
             print(f"{name}: sampled {mode} in {time.perf_counter() - started:.1f} s", flush=True)
         dataset = datasets[mode]
-        model = default_model_config(dataset, arch)
+        model = model_config(dataset.mode, dataset.dim, arch)
         epochs = epochs_for_budget(dataset, model, budget)
         started = time.perf_counter()
         field = Trainer(dataset, model, TrainingConfig(epochs=epochs, checkpoint_every=0, seed=0)).run()
         seconds = time.perf_counter() - started
-        metrics = evaluate_field(field, shape, EvaluationConfig())
+        metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
         out["contenders"][contender] = {"mode": mode, "model": model, "loss": field.summary.get("loss"),
                                         "epochs": epochs, "train_seconds": round(seconds, 1), "metrics": metrics}
         surface = metrics["surface"] or {}

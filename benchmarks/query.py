@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 from lipsdf.field import NeuralField
-from lipsdf.query import contour, orbit_camera, sample_surface, shade, skeleton, trace_image
+from lipsdf.query import contour, orbit_camera, sample_surface, skeleton, trace_image
 from lipsdf.query.trace import shape_framing
-from lipsdf.render import save_image
+from lipsdf.render import save_image, shade
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

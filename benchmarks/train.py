@@ -41,7 +41,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from lipsdf.dataset import PointDataset
-from lipsdf.evaluate import distance_errors
+from lipsdf.metrics import distance_errors
 from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
 from lipsdf.losses import hkr_loss

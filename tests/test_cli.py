@@ -106,7 +106,7 @@ def test_train_defaults_name_outputs_after_the_dataset(tmp_path, circle_dataset,
 @pytest.mark.parametrize("argv, message", [
     (["train", "{tmp}/missing.npz"], "no such dataset"),
     (["train", "{tmp}/plain.npz"], "not a lipsdf dataset"),
-    (["train", "{data}", "--loss", "sald"], "needs a sal dataset"),
+    (["train", "{data}", "--loss", "sald"], "trains on sal datasets, but this one is signed"),
     (["train", "{data}", "-o", "{tmp}/f.txt"], "must end in .pt"),
     (["train", "{data}", "-o", "{tmp}/nowhere/f.pt"], "does not exist"),
     (["train", "{data}", "--log", "{tmp}/log.txt"], ".jsonl or .csv"),

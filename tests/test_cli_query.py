@@ -108,7 +108,7 @@ def test_render_draws_2d_maps_and_3d_sphere_traced_images(fields, tmp_path, caps
     (["render", "{3d}", "--distance", "-1", "-o", "{tmp}/m.png"], "distance must be positive"),
     (["render", "{2d}", "-o", "{tmp}/m.jpg"], "must end in .png"),
     (["render", "{2d}", "--overlay", "{tmp}/none.xyz", "-o", "{tmp}/m.png"], "no such points file"),
-    (["render", "{2d}", "--overlay", "{tmp}/junk.pt", "-o", "{tmp}/m.png"], "unknown shape format"),
+    (["render", "{2d}", "--overlay", "{tmp}/junk.pt", "-o", "{tmp}/m.png"], "unknown points format"),
 ])
 def test_query_bad_input_gives_one_line_status_2_and_no_output(fields, tmp_path, capsys, argv, message):
     (tmp_path / "junk.pt").write_bytes(b"not a field")

@@ -1,5 +1,6 @@
 """Training: convergence against analytic distances, the loop's contract (logs, checkpoints, NaN guard, seeds)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,8 @@ import torch
 from lipsdf.errors import LipsdfError, ModeError
 from lipsdf.field import NeuralField
 from lipsdf.geometry.primitives import circle, helix, sphere
+from lipsdf.losses import LOSSES
+from lipsdf.render import preview_writer
 from lipsdf.sampling import sample
 from lipsdf.training import Trainer, TrainingConfig, TrainingDiverged, train
 
@@ -89,7 +92,7 @@ def test_world_units_and_logs(tmp_path):
     data = sample(make_shape(), "signed", n=4_000, n_test=1_000, seed=0)
     out, log = tmp_path / "c.pt", tmp_path / "c.jsonl"
     config = TrainingConfig(epochs=4, batch_size=1000, checkpoint_every=2)
-    field = train(data, SMALL, config, output=out, log=log, preview=tmp_path / "c.png")
+    field = train(data, SMALL, config, output=out, log=log, on_checkpoint=preview_writer(tmp_path / "c.png"))
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     for key in ("loss", "mae", "max_error", "sign_accuracy", "seconds", "lam", "margin", "lr"):
@@ -121,14 +124,14 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_field(tmp_p
     data = sample(circle(), "signed", n=2_000, n_test=200, seed=0)
     out = tmp_path / "f.pt"
     calls = {"n": 0}
-    original = Trainer._loss
+    original = LOSSES["hkr"]
 
-    def loss_that_blows_up_in_epoch_3(self, *args):
+    def loss_that_blows_up_in_epoch_3(model, batch):
         calls["n"] += 1
-        loss = original(self, *args)
+        loss = original.objective(model, batch)
         return loss * float("nan") if calls["n"] > 8 else loss  # 4 steps per epoch
 
-    monkeypatch.setattr(Trainer, "_loss", loss_that_blows_up_in_epoch_3)
+    monkeypatch.setitem(LOSSES, "hkr", dataclasses.replace(original, objective=loss_that_blows_up_in_epoch_3))
     config = TrainingConfig(epochs=5, batch_size=500, checkpoint_every=0)
     with pytest.raises(TrainingDiverged, match="diverged at epoch 3.*kept the field of epoch 2"):
         train(data, SMALL, config, output=out)
@@ -148,9 +151,9 @@ def test_nan_from_the_first_epoch_writes_nothing(tmp_path):
 
 def test_loss_must_fit_the_dataset_mode():
     signed = sample(circle(), "signed", n=1_000, n_test=100, seed=0)
-    with pytest.raises(ModeError, match="needs a sal dataset"):
+    with pytest.raises(ModeError, match="sald loss trains on sal datasets"):
         Trainer(signed, SMALL, TrainingConfig(loss="sald"))
-    with pytest.raises(ModeError, match="needs a dist dataset"):
+    with pytest.raises(ModeError, match="fit loss trains on dist datasets"):
         Trainer(signed, SMALL, TrainingConfig(loss="fit"))
     open_curve = sample(helix(), "sal", n=1_000, n_test=100, seed=0)
     with pytest.raises(ModeError, match="surface normals"):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lipsdf import __version__
+from lipsdf.version import __version__
 from lipsdf.errors import DatasetError, InputFileError
 from lipsdf.files import PathLike, atomic_output
 from lipsdf.geometry.normalize import Normalization

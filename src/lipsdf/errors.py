@@ -2,13 +2,32 @@
 
 Every error a user can cause (a missing file, an unknown format, degenerate
 geometry, an option that does not fit the data) is a :class:`LipsdfError`.
-The command line prints its message on one line and exits with status 2; the
-message says what is wrong and what to do about it.
+Its message says what is wrong, and what to do about it, in the library's
+own terms (modes, losses, config fields), never in command-line flags: a
+Python caller never passed any. Where one setting is at fault the error names
+it in ``option`` (a config field or function parameter, such as ``mode`` or
+``final_margin``); the command line maps it to its flag, prints one line and
+exits with status 2.
 """
+
+from __future__ import annotations
+
+from typing import Optional
 
 
 class LipsdfError(Exception):
-    """Base class of all user-facing lipsdf errors."""
+    """Base class of all user-facing lipsdf errors.
+
+    Examples
+    --------
+    >>> error = LipsdfError("the learning rate must be positive", option="lr")
+    >>> str(error), error.option
+    ('the learning rate must be positive', 'lr')
+    """
+
+    def __init__(self, message: str, *, option: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class InputFileError(LipsdfError):

@@ -16,6 +16,7 @@ offset (the final margin) moves it back to zero; the absolute value (still
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lipsdf import __version__
+from lipsdf.version import __version__
 from lipsdf.errors import InputFileError, LipsdfError
 from lipsdf.files import PathLike, atomic_output
 from lipsdf.geometry.normalize import Normalization
@@ -43,9 +44,10 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
     try:
         device = torch.device(device)
     except RuntimeError:
-        raise LipsdfError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        raise LipsdfError(f"unknown device {device!r}; use cpu, cuda or cuda:N", option="device") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise LipsdfError("--device cuda asked for, but this machine has no usable CUDA GPU; use --device cpu")
+        raise LipsdfError("a CUDA device was asked for, but this machine has no usable CUDA GPU; use the CPU",
+                          option="device")
     return device
 
 
@@ -131,36 +133,62 @@ class NeuralField:
         self.module.to(self.device)
         return self
 
-    # ------------------------------------------------------------------ queries
+    def double(self) -> "NeuralField":
+        """A float64 copy of the field (the same network, its weights converted), e.g. to measure slopes
+        without float32 rounding posing as one."""
+        twin = copy.copy(self)
+        twin.module = copy.deepcopy(self.module).double()
+        return twin
 
-    def _unit_batches(self, points: np.ndarray, batch_size: int):
+    # ------------------------------------------------------------------ queries on tensors (unit box, on device)
+
+    def unit_values(self, unit_points: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+        """Values in unit-box units at unit-box points ``(n, d)`` (a tensor on the field's device), in batches."""
+        with torch.no_grad():
+            parts = [self.module.unit(batch) for batch in unit_points.split(batch_size)]
+        return torch.cat(parts) if parts else unit_points.new_zeros(0)
+
+    def unit_values_and_gradients(self, unit_points: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Values (unit-box units) and gradients at unit-box points, in batches."""
+        values, gradients = [], []
+        for batch in unit_points.split(batch_size):
+            batch = batch.detach().requires_grad_(True)
+            with torch.enable_grad():
+                value = self.module.unit(batch)
+                (gradient,) = torch.autograd.grad(value.sum(), batch)
+            values.append(value.detach())
+            gradients.append(gradient)
+        if not values:
+            return unit_points.new_zeros(0), unit_points.new_zeros((0, unit_points.shape[1]))
+        return torch.cat(values), torch.cat(gradients)
+
+    # ------------------------------------------------------------------ queries on arrays (world or unit box)
+
+    def unit_tensor(self, points: np.ndarray, unit: bool = False) -> torch.Tensor:
+        """``(n, d)`` points (world units, or unit-box ones with ``unit``) as float32 unit-box points on the device.
+
+        The shift happens in float64, then the values are rounded to the network's float32."""
         points = np.asarray(points, dtype=np.float64)
         if points.ndim != 2 or points.shape[1] != self.dim:
             raise LipsdfError(f"expected points of shape (n, {self.dim}), got {points.shape}")
-        unit = self.normalization.to_unit(points).astype(np.float32)  # shift in float64, then the network's float32
-        for start in range(0, len(unit), batch_size):
-            yield torch.from_numpy(unit[start: start + batch_size]).to(self.device)
+        unit_points = points if unit else self.normalization.to_unit(points)
+        return torch.from_numpy(unit_points.astype(np.float32)).to(self.device)
 
-    def __call__(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """Field values (world distances) at ``(n, d)`` world points, in batches of ``batch_size``."""
-        out = np.empty(len(points), dtype=np.float64)
-        start = 0
-        with torch.no_grad():
-            for batch in self._unit_batches(points, batch_size):
-                out[start: start + len(batch)] = self.module.unit(batch).double().cpu().numpy()
-                start += len(batch)
-        return out * self.normalization.scale
+    def __call__(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, unit: bool = False) -> np.ndarray:
+        """Field values at ``(n, d)`` points: world distances at world points, or with ``unit`` unit-box values
+        at unit-box points."""
+        values = self.unit_values(self.unit_tensor(points, unit), batch_size).double().cpu().numpy()
+        return values if unit else values * self.normalization.scale
 
-    def gradient(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """Gradient ``(n, d)`` of the field at world points (the same in world and unit coordinates)."""
-        out = np.empty((len(points), self.dim), dtype=np.float64)
-        start = 0
-        for batch in self._unit_batches(points, batch_size):
-            batch.requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.module.unit(batch).sum(), batch)
-            out[start: start + len(batch)] = grad.double().cpu().numpy()
-            start += len(batch)
-        return out
+    def gradient(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, unit: bool = False) -> np.ndarray:
+        """Gradient ``(n, d)`` of the field at world (or, with ``unit``, unit-box) points; the same in both."""
+        _, gradients = self.unit_values_and_gradients(self.unit_tensor(points, unit), batch_size)
+        return gradients.double().cpu().numpy()
+
+    def normals(self, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, unit: bool = False) -> np.ndarray:
+        """Unit normals ``(n, d)``: the normalised gradient (zero where the gradient vanishes)."""
+        return unit_vectors(self.gradient(points, batch_size, unit))
 
     # ------------------------------------------------------------------ files
 
@@ -211,3 +239,14 @@ class NeuralField:
         return cls(model, Normalization.from_dict(json.loads(state["normalization"])), model_config,
                    kind=state["kind"], offset=state["offset"], metadata=json.loads(state["metadata"]),
                    summary=json.loads(state["summary"]), device=device)
+
+
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero.
+
+    Examples
+    --------
+    >>> unit_vectors(np.array([[3.0, 4.0], [0.0, 0.0]])).tolist()
+    [[0.6, 0.8], [0.0, 0.0]]
+    """
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -10,9 +10,15 @@
   :func:`eikonal_loss` ``(|grad f| - 1)^2`` for the baselines.
 * :func:`input_gradient`: ``grad f`` at the inputs, kept in the graph so that
   losses on it can be trained.
+
+:data:`LOSSES` is the one table the trainer reads: loss name -> :class:`Loss`
+(the objective of a model on a :class:`Batch`, and the dataset modes it fits).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
@@ -93,3 +99,81 @@ def input_gradient(values: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """``d values / d points`` (``points`` must require grad), differentiable for training."""
     (gradient,) = torch.autograd.grad(values.sum(), points, create_graph=True)
     return gradient
+
+
+# --------------------------------------------------------------------------- the table the trainer reads
+
+
+@dataclass
+class Batch:
+    """What a training objective sees at one step: points with their targets (labels or distances), the
+    current hKR margin and weight, the distance-fit settings, and for SALD surface points with normals."""
+
+    points: torch.Tensor
+    targets: torch.Tensor
+    margin: float = 0.01
+    lam: float = 100.0
+    fit_norm: str = "l1"
+    eikonal: float = 0.0
+    sald_weight: float = 0.1
+    surface_points: Optional[torch.Tensor] = None
+    surface_normals: Optional[torch.Tensor] = None
+
+
+Model = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _hkr_objective(model: Model, batch: Batch) -> torch.Tensor:
+    return hkr_loss(model(batch.points), batch.targets, batch.margin, batch.lam)
+
+
+def _fit_objective(model: Model, batch: Batch) -> torch.Tensor:
+    if batch.eikonal == 0:
+        return distance_fit_loss(model(batch.points), batch.targets, batch.fit_norm)
+    points = batch.points.detach().requires_grad_(True)
+    values = model(points)
+    return (distance_fit_loss(values, batch.targets, batch.fit_norm)
+            + batch.eikonal * eikonal_loss(input_gradient(values, points)))
+
+
+def _sal_objective(model: Model, batch: Batch) -> torch.Tensor:
+    return sal_loss(model(batch.points), batch.targets)
+
+
+def _sald_objective(model: Model, batch: Batch) -> torch.Tensor:
+    loss = _sal_objective(model, batch)
+    surface = batch.surface_points.detach().requires_grad_(True)
+    values = model(surface)
+    return (loss + values.abs().mean()
+            + batch.sald_weight * sald_gradient_loss(input_gradient(values, surface), batch.surface_normals))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A training objective: the dataset modes it trains on, the function of (model, batch), and whether it
+    differentiates the input gradient (given the eikonal weight), which ``torch.compile`` cannot train."""
+
+    modes: tuple[str, ...]
+    objective: Callable[[Model, Batch], torch.Tensor]
+    second_order: Callable[[float], bool] = lambda eikonal: False
+
+
+LOSSES: dict[str, Loss] = {
+    "hkr": Loss(("signed", "unsigned"), _hkr_objective),
+    "fit": Loss(("dist",), _fit_objective, lambda eikonal: eikonal > 0),
+    "sal": Loss(("sal",), _sal_objective),
+    "sald": Loss(("sal",), _sald_objective, lambda eikonal: True),
+}
+DEFAULT_LOSS = {"signed": "hkr", "unsigned": "hkr", "dist": "fit", "sal": "sald"}
+
+
+def losses_for(mode: str) -> list[str]:
+    """The losses that train on a dataset of ``mode``, the default first.
+
+    Examples
+    --------
+    >>> losses_for("sal")
+    ['sald', 'sal']
+    """
+    return [DEFAULT_LOSS[mode]] + [name for name, loss in LOSSES.items()
+                                   if mode in loss.modes and name != DEFAULT_LOSS[mode]]

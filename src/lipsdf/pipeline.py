@@ -16,14 +16,19 @@ from dataclasses import asdict, dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+import torch
+
 from lipsdf.errors import InputFileError
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import atomic_output
-from lipsdf.geometry.io import load_shape, save_shape, shape_name
+from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
 from lipsdf.geometry.shapes import Shape
+from lipsdf.metrics import Metrics
+from lipsdf.query.contour import shape_contour
+from lipsdf.render import overview_picture
 from lipsdf.sampling import SamplingConfig, check_mode, sample
-from lipsdf.training import Trainer, TrainingConfig, default_model_config
+from lipsdf.training import Trainer, TrainingConfig, model_config
 
 PathLike = Union[str, Path]
 
@@ -65,12 +70,83 @@ def fit_defaults(dim: int, quick: bool = False) -> FitDefaults:
 
 
 @dataclass
+class FitPlan:
+    """Everything :func:`fit` will do, resolved from its defaults and the caller's overrides before any work
+    starts (so a bad setting fails in seconds, not after sampling)."""
+
+    shape: Shape
+    name: str
+    source: dict[str, str]
+    mode: str
+    sampling: SamplingConfig
+    training: TrainingConfig
+    model: dict[str, Any]
+    evaluation: EvaluationConfig
+    resolution: int
+    image_size: int
+    device: torch.device
+    quick: bool
+
+    def files(self, folder: Path) -> dict[str, Path]:
+        """The files the fit writes into ``folder``, by role."""
+        contour = "mesh" if self.shape.dim == 3 else "contour"
+        return {"dataset": folder / f"{self.name}_{self.mode}.npz", "field": folder / f"{self.name}.pt",
+                "log": folder / f"{self.name}.jsonl", "contour": folder / f"{self.name}_{contour}.obj",
+                "picture": folder / f"{self.name}.png", "metrics": folder / "metrics.json"}
+
+    def settings(self) -> dict[str, Any]:
+        """The settings recorded in ``metrics.json``."""
+        return {"shape": self.source.get("path", self.name), "mode": self.mode, "quick": self.quick,
+                "model": self.model, "sampling": asdict(self.sampling), "training": asdict(self.training),
+                "resolution": self.resolution, "device": str(self.device)}
+
+
+def plan_fit(shape: Union[PathLike, Shape], *, quick: bool = False, mode: Optional[str] = None,
+             kind: Optional[str] = None, sampling: Optional[dict[str, Any]] = None,
+             training: Optional[dict[str, Any]] = None, model: Optional[dict[str, Any]] = None,
+             resolution: Optional[int] = None, image_size: Optional[int] = None,
+             evaluation: Optional[dict[str, Any]] = None, device: Optional[str] = None) -> FitPlan:
+    """Load the shape and resolve every setting of :func:`fit` (same parameters), without running anything.
+
+    Examples
+    --------
+    >>> plan = plan_fit("builtin:torus", quick=True)
+    >>> plan.mode, plan.training.epochs, plan.model["arch"], plan.resolution
+    ('signed', 25, 'sll', 96)
+    """
+    is_file = isinstance(shape, (str, Path))
+    loaded = load_shape(shape, kind=kind) if is_file else shape
+    mode = mode or ("signed" if loaded.has_inside else "unsigned")
+    check_mode(loaded, mode)
+    defaults = fit_defaults(loaded.dim, quick)
+    resolution = resolution or defaults.resolution
+    return FitPlan(
+        shape=loaded, name=shape_name(shape) if is_file else "shape", source=source_info(shape) if is_file else {},
+        mode=mode,
+        sampling=SamplingConfig(**{**asdict(SamplingConfig()), **defaults.sampling, **(sampling or {})}),
+        training=TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 0, **defaults.training,
+                                   **(training or {})}),
+        model=model_config(mode, loaded.dim, **(model or {})),
+        evaluation=EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
+                                       **defaults.evaluation, **(evaluation or {})}),
+        resolution=resolution, image_size=image_size or defaults.image_size, device=resolve_device(device),
+        quick=quick)
+
+
+@dataclass
 class FitResult:
-    """What :func:`fit` made: the field, its metrics, and the files it wrote (by role)."""
+    """What :func:`fit` made: the field, its metrics, the seconds of each stage, the settings, and the files
+    it wrote (by role). :meth:`to_dict` is the content of ``metrics.json``."""
 
     field: NeuralField
-    metrics: dict[str, Any]
+    metrics: Metrics
+    seconds: dict[str, float]
+    settings: dict[str, Any]
     files: dict[str, Path] = dataclass_field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.metrics.to_dict(), "seconds": self.seconds, "settings": self.settings,
+                "files": {role: path.name for role, path in self.files.items()}}
 
 
 def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False, mode: Optional[str] = None,
@@ -107,55 +183,36 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     ...     result = fit("builtin:circle", folder, quick=True, sampling={"n": 2000, "n_test": 500},
     ...                  training={"epochs": 2}, resolution=64,
     ...                  evaluation={"n_uniform": 500, "n_near": 500, "n_pairs": 500, "n_surface": 500})
-    ...     result.files["field"].name, result.metrics["kind"], result.metrics["lipschitz"]["max_ratio"] <= 1
+    ...     result.files["field"].name, result.metrics.kind, result.metrics.lipschitz.max_ratio <= 1
     ('circle.pt', 'signed', True)
     """
     started = time.perf_counter()
-    name = shape_name(shape) if isinstance(shape, (str, Path)) else "shape"
-    device = resolve_device(device)
     output = Path(output)
     if output.exists() and not output.is_dir():
-        raise InputFileError(f"{output} exists and is not a folder; name a folder for the outputs")
-    loaded = shape if not isinstance(shape, (str, Path)) else load_shape(shape, kind=kind)
-    mode = mode or ("signed" if loaded.has_inside else "unsigned")
-    check_mode(loaded, mode)
-    defaults = fit_defaults(loaded.dim, quick)
-    sampling_config = SamplingConfig(**{**asdict(SamplingConfig()), **defaults.sampling, **(sampling or {})})
-    training_config = TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 0, **defaults.training,
-                                        **(training or {})})
-    resolution = resolution or defaults.resolution
-    evaluation_config = EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
-                                            **defaults.evaluation, **(evaluation or {})})
-    image_size = image_size or defaults.image_size
+        raise InputFileError(f"{output} exists and is not a folder; name a folder for the outputs", option="output")
+    plan = plan_fit(shape, quick=quick, mode=mode, kind=kind, sampling=sampling, training=training, model=model,
+                    resolution=resolution, image_size=image_size, evaluation=evaluation, device=device)
     created = not output.exists()
     output.mkdir(parents=True, exist_ok=True)
     # Everything is written to a staging folder inside ``output`` and moved into place at the end, so a run
     # that fails or is interrupted leaves no half of its files behind (and overwrites nothing until then).
     staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=output))
     try:
-        neural_field, metrics, files = _run_stages(loaded, shape, name, mode, staging, sampling_config,
-                                                   training_config, model or {}, resolution, image_size,
-                                                   evaluation_config, device, quick, quiet, say, started)
-        for role, path in list(files.items()):
+        result = _run_stages(plan, staging, quiet, say, started)
+        for role, path in list(result.files.items()):
             os.replace(path, output / path.name)
-            files[role] = output / path.name
+            result.files[role] = output / path.name
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created and not any(output.iterdir()):
             output.rmdir()
         raise
     shutil.rmtree(staging, ignore_errors=True)
-    return FitResult(neural_field, metrics, files)
+    return result
 
 
-def _run_stages(loaded: Shape, shape, name: str, mode: str, output: Path, sampling_config: SamplingConfig,
-                training_config: TrainingConfig, model: dict[str, Any], resolution: int, image_size: int,
-                evaluation_config: EvaluationConfig, device, quick: bool, quiet: bool,
-                say: Callable[[str], None], started: float):
-    files = {"dataset": output / f"{name}_{mode}.npz", "field": output / f"{name}.pt",
-             "log": output / f"{name}.jsonl",
-             "contour": output / f"{name}_{'mesh' if loaded.dim == 3 else 'contour'}.obj",
-             "picture": output / f"{name}.png", "metrics": output / "metrics.json"}
+def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], None], started: float) -> FitResult:
+    files = plan.files(folder)
     seconds: dict[str, float] = {}
 
     def stage(label: str, since: float) -> float:
@@ -163,65 +220,38 @@ def _run_stages(loaded: Shape, shape, name: str, mode: str, output: Path, sampli
         return time.perf_counter()
 
     now = time.perf_counter()
-    source = {"path": str(shape)} if isinstance(shape, (str, Path)) else {}
-    dataset = sample(loaded, mode, sampling_config, source=source, quiet=quiet)
+    dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
     dataset.save(files["dataset"])
     now = stage("sample", now)
-    say(f"sampled {len(dataset.points)} {mode} points [{seconds['sample']:.1f} s]; {files['dataset'].name}")
+    say(f"sampled {len(dataset.points)} {plan.mode} points [{seconds['sample']:.1f} s]; {files['dataset'].name}")
 
-    model_config = default_model_config(dataset, **model)
-    trainer = Trainer(dataset, model_config, training_config, device=str(device), output=files["field"],
+    trainer = Trainer(dataset, plan.model, plan.training, device=str(plan.device), output=files["field"],
                       log=files["log"], quiet=quiet)
-    say(f"training {model_config['arch']} {model_config['layers']} x {model_config['width']} with "
-        f"{trainer.loss_name} for {training_config.epochs} epochs on {trainer.device}")
+    say(f"training {plan.model['arch']} {plan.model['layers']} x {plan.model['width']} with "
+        f"{trainer.loss_name} for {plan.training.epochs} epochs on {trainer.device}")
     neural_field = trainer.run()
     now = stage("train", now)
     final = neural_field.summary["final"]
     say(f"trained [{seconds['train']:.1f} s]: test mean error {100 * final['mae_rel']:.2f}% of the diagonal; "
         f"{files['field'].name}")
 
-    contour = _contour(neural_field, resolution)
+    contour = shape_contour(neural_field, plan.resolution)
     if contour is None:
         files.pop("contour")
         say("the field has no level set in its box: no contour written")
     else:
         save_shape(contour, files["contour"])
-        say(f"contoured at resolution {resolution}: {files['contour'].name}")
+        say(f"contoured at resolution {plan.resolution}: {files['contour'].name}")
     now = stage("contour", now)
 
-    picture = _picture(neural_field, files["picture"], image_size, resolution)
+    picture = overview_picture(neural_field, files["picture"], plan.image_size, plan.resolution)
     now = stage("render", now)
     say(f"rendered {picture.name}")
 
-    metrics = evaluate_field(neural_field, loaded, evaluation_config, contour=contour)
+    metrics = evaluate_field(neural_field, plan.shape, plan.evaluation, contour=contour)
     stage("eval", now)
-    metrics["seconds"] = dict(seconds, total=round(time.perf_counter() - started, 2))
-    metrics["settings"] = {"shape": str(shape) if isinstance(shape, (str, Path)) else name, "mode": mode,
-                           "quick": quick, "model": model_config, "sampling": asdict(sampling_config),
-                           "training": asdict(training_config), "resolution": resolution,
-                           "device": str(device)}
-    metrics["files"] = {role: path.name for role, path in files.items()}
+    result = FitResult(neural_field, metrics, dict(seconds, total=round(time.perf_counter() - started, 2)),
+                       plan.settings(), files)
     with atomic_output(files["metrics"]) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-    return neural_field, metrics, files
-
-
-def _contour(field: NeuralField, resolution: int):
-    """The zero level set (signed) or the one-cell level set around the shape (unsigned); None if empty."""
-    from lipsdf.query.contour import contour, default_level
-
-    return contour(field, default_level(field, resolution), resolution).contours[0].shape
-
-
-def _picture(field: NeuralField, path: Path, image_size: int, resolution: int) -> Path:
-    """2D: the field map with its zero contour; 3D: a sphere-traced image."""
-    from lipsdf.query.trace import orbit_camera, shade, shape_framing, trace_image
-    from lipsdf.render import plot_field_map, save_image
-
-    if field.dim == 2:
-        plot_field_map(field, path, resolution=min(resolution, 512))
-        return path
-    centre, radius = shape_framing(field)
-    camera = orbit_camera(centre, radius, width=image_size, height=image_size)
-    return save_image(shade(trace_image(field, camera), camera), path)
-
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+    return result

@@ -1,13 +1,19 @@
-"""PNG pictures in world coordinates: a dataset's samples, a field's values and level sets."""
+"""Every picture, as PNG in world coordinates: a dataset's samples, a field's values and level sets, and
+sphere-traced images of 3D fields (shaded, depth and normal maps)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
 from lipsdf.dataset import PointDataset
+from lipsdf.errors import LipsdfError
+from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.files import PathLike, atomic_output
+from lipsdf.query.grid import field_grid
+from lipsdf.query.trace import DEFAULT_MAX_STEPS, Camera, TraceResult, orbit_camera, shape_framing, trace_image
 
 _MAX_POINTS = 20_000
 
@@ -93,7 +99,7 @@ def plot_dataset(dataset: PointDataset, path: PathLike, seed: int = 0) -> Path:
     return _save(plt, fig, path)
 
 
-def plot_field(field, path: PathLike, resolution: int = 256, title: str = "") -> Path:
+def plot_field(field: NeuralField, path: PathLike, resolution: int = 256, title: str = "") -> Path:
     """Write a PNG of a :class:`~lipsdf.field.NeuralField` over its box, with level sets.
 
     2D: the whole box. 3D: three axis-aligned slices through the box's centre.
@@ -128,7 +134,7 @@ def plot_field(field, path: PathLike, resolution: int = 256, title: str = "") ->
     return _save(plt, fig, path)
 
 
-def plot_field_map(field, path: PathLike, resolution: int = 512, levels=None, bounds=None,
+def plot_field_map(field: NeuralField, path: PathLike, resolution: int = 512, levels=None, bounds=None,
                    overlays=()) -> dict:
     """Write a PNG of a 2D field: its values with iso-contours, and its gradient norm.
 
@@ -138,9 +144,6 @@ def plot_field_map(field, path: PathLike, resolution: int = 512, levels=None, bo
     or surface samples), one colour each. Returns gradient-norm statistics over the picture (min, median, max:
     a 1-Lipschitz field stays at or below 1, a good distance field near 1).
     """
-    from lipsdf.errors import LipsdfError
-    from lipsdf.query.grid import field_grid
-
     if field.dim != 2:
         raise LipsdfError(f"a field map is for 2D fields; this one is {field.dim}D")
     grid = field_grid(field, resolution, bounds)
@@ -191,3 +194,70 @@ def save_image(image: np.ndarray, path: PathLike) -> Path:
         plt.imsave(tmp, np.clip(image, 0.0, 1.0), format="png", cmap="gray" if image.ndim == 2 else None,
                    vmin=0.0, vmax=1.0)
     return path
+
+
+def preview_writer(path: PathLike) -> Callable[[NeuralField, int, bool], None]:
+    """A :class:`~lipsdf.training.Trainer` checkpoint callback that draws the field (:func:`plot_field`):
+    at ``path`` at the end, and as ``NAME_eEPOCH.png`` beside it at each earlier checkpoint."""
+    path = Path(path)
+
+    def write(field: NeuralField, epoch: int, last: bool) -> None:
+        target = path if last else path.with_name(f"{path.stem}_e{epoch:04d}{path.suffix}")
+        plot_field(field, target, title=f"epoch {epoch}")
+
+    return write
+
+
+def shade(result: TraceResult, camera: Camera) -> np.ndarray:
+    """An RGB image (floats in [0, 1]) of a traced picture: diffuse clay lit from above the camera."""
+    forward, right, up = camera.frame()
+    light = -forward + 0.6 * up + 0.4 * right
+    light /= np.linalg.norm(light)
+    normals = np.nan_to_num(result.normals)
+    facing = np.where((normals * forward).sum(axis=-1, keepdims=True) > 0, -normals, normals)  # back faces
+    diffuse = np.clip((facing * light).sum(axis=-1), 0.0, 1.0)
+    fill = np.clip((facing * -forward).sum(axis=-1), 0.0, 1.0)
+    intensity = 0.12 + 0.68 * diffuse + 0.2 * fill
+    clay = np.array([0.85, 0.72, 0.58])
+    rows = np.linspace(1.0, 0.82, camera.height)[:, None, None]
+    background = np.broadcast_to(rows * np.array([1.0, 1.0, 1.0]), result.normals.shape)
+    image = np.where(result.hit[..., None], intensity[..., None] * clay, background)
+    return np.clip(image, 0.0, 1.0)
+
+
+def depth_image(result: TraceResult) -> np.ndarray:
+    """A grey image of a traced picture's depth: near is dark, far is light, misses are white."""
+    depth = result.depth
+    near, far = (np.nanmin(depth), np.nanmax(depth)) if result.hit.any() else (0.0, 1.0)
+    image = np.where(result.hit, 0.1 + 0.8 * (depth - near) / max(far - near, 1e-12), 1.0)
+    return np.nan_to_num(image, nan=1.0)
+
+
+def normal_image(result: TraceResult) -> np.ndarray:
+    """An RGB image of a traced picture's unit normals mapped from [-1, 1] to [0, 1]; misses are white."""
+    return np.where(result.hit[..., None], 0.5 * (np.nan_to_num(result.normals) + 1.0), 1.0)
+
+
+def render_traced(field: NeuralField, camera: Camera, path: PathLike, depth: Optional[PathLike] = None,
+                  normal_map: Optional[PathLike] = None, max_steps: int = DEFAULT_MAX_STEPS,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> TraceResult:
+    """Sphere-trace ``field`` through ``camera`` and write the shaded image, and optionally the depth and
+    normal maps; returns the trace (hits, steps, rays that stepped through)."""
+    result = trace_image(field, camera, max_steps=max_steps, batch_size=batch_size)
+    save_image(shade(result, camera), path)
+    if depth is not None:
+        save_image(depth_image(result), depth)
+    if normal_map is not None:
+        save_image(normal_image(result), normal_map)
+    return result
+
+
+def overview_picture(field: NeuralField, path: PathLike, image_size: int = 512, resolution: int = 512) -> Path:
+    """The one picture of a field that ``lipsdf fit`` writes: 2D, the field map with its zero contour (at
+    most 512 pixels a side); 3D, a sphere-traced image of ``image_size`` pixels from the default view."""
+    if field.dim == 2:
+        plot_field_map(field, path, resolution=min(resolution, 512))
+        return Path(path)
+    centre, radius = shape_framing(field)
+    camera = orbit_camera(centre, radius, width=image_size, height=image_size)
+    return save_image(shade(trace_image(field, camera), camera), path)

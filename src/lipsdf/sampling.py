@@ -24,13 +24,14 @@ from typing import Optional
 
 import numpy as np
 
-from lipsdf import __version__
+from lipsdf.version import __version__
 from lipsdf.dataset import MODES, PointDataset
 from lipsdf.errors import LipsdfError, ModeError
 from lipsdf.geometry.distance import GroundTruth
 from lipsdf.geometry.normalize import Normalization
 from lipsdf.geometry.normals import with_normals
-from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
+from lipsdf.geometry.shapes import PointCloud, Shape
+from lipsdf.geometry.surface import near_surface_samples, surface_samples, uniform_samples
 from lipsdf.progress import progress_bar
 
 INSIDE, OUTSIDE = -1, 1
@@ -73,13 +74,14 @@ class SamplingConfig:
         if self.n_surface is not None and self.n_surface < 1:
             raise LipsdfError(f"n_surface must be positive, got {self.n_surface}")
         if not 0.0 <= self.uniform_fraction <= 1.0:
-            raise LipsdfError(f"uniform_fraction must lie in [0, 1], got {self.uniform_fraction}")
+            raise LipsdfError(f"uniform_fraction must lie in [0, 1], got {self.uniform_fraction}",
+                              option="uniform_fraction")
         if not self.near_sigmas or min(self.near_sigmas) <= 0 or min(self.sal_sigmas) <= 0:
             raise LipsdfError("noise scales (sigmas) must be positive")
         if self.padding < 0:
-            raise LipsdfError(f"padding must be >= 0, got {self.padding}")
+            raise LipsdfError(f"padding must be >= 0, got {self.padding}", option="padding")
         if self.band is not None and not (0.0 < self.band[0] < self.band[1] < 1.0):
-            raise LipsdfError(f"band must be two winding numbers 0 < lo < hi < 1, got {self.band}")
+            raise LipsdfError(f"band must be two winding numbers 0 < lo < hi < 1, got {self.band}", option="band")
 
     @property
     def surface_count(self) -> int:
@@ -89,78 +91,14 @@ class SamplingConfig:
 def check_mode(shape: Shape, mode: str) -> None:
     """Raise :class:`ModeError` when ``mode`` makes no sense for ``shape``."""
     if mode not in MODES:
-        raise ModeError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+        raise ModeError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}", option="mode")
     if mode == "signed" and not shape.has_inside:
         what = "a 3D polyline" if shape.dim == 3 else "an open 2D polyline"
-        raise ModeError(f"--mode signed needs inside/outside, which {what} does not have; use --mode unsigned")
+        raise ModeError(f"the signed mode needs inside/outside, which {what} does not have; use the unsigned mode",
+                        option="mode")
     if mode == "dist" and isinstance(shape, PointCloud):
-        raise ModeError("--mode dist needs exact distances, which a point cloud does not have; "
-                        "use --mode signed, unsigned or sal")
-
-
-# --------------------------------------------------------------------------- primitive samplers
-
-
-def surface_samples(shape: Shape, n: int, rng: np.random.Generator,
-                    unoriented: bool = False) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """``n`` points on the shape (area- or length-uniform) and their unit normals (None where undefined).
-
-    Normals are outward where the shape has an inside. With ``unoriented``,
-    open 2D curves get normals too, of arbitrary sign.
-
-    Examples
-    --------
-    >>> from lipsdf.geometry.primitives import sphere
-    >>> points, normals = surface_samples(sphere(), 100, np.random.default_rng(0))
-    >>> bool(np.all(np.linalg.norm(points, axis=1) <= 1.0 + 1e-12))
-    True
-    """
-    if isinstance(shape, TriangleMesh):
-        areas = shape.face_areas()
-        faces = rng.choice(len(areas), size=n, p=areas / areas.sum())
-        r1, r2 = np.sqrt(rng.random(n)), rng.random(n)
-        corners = shape.vertices[shape.faces[faces]]
-        points = ((1 - r1)[:, None] * corners[:, 0] + (r1 * (1 - r2))[:, None] * corners[:, 1]
-                  + (r1 * r2)[:, None] * corners[:, 2])
-        return points, shape.face_normals()[faces]
-    if isinstance(shape, Polyline):
-        lengths = shape.segment_lengths()
-        edges = rng.choice(len(lengths), size=n, p=lengths / lengths.sum())
-        a, b = shape.vertices[shape.edges[edges, 0]], shape.vertices[shape.edges[edges, 1]]
-        points = a + rng.random(n)[:, None] * (b - a)
-        if shape.dim == 3 or not (shape.has_inside or unoriented):
-            return points, None
-        # Loops are oriented counter-clockwise around their inside: outward is the edge turned clockwise.
-        tangent = (b - a) / lengths[edges, None]
-        return points, np.column_stack([tangent[:, 1], -tangent[:, 0]])
-    index = rng.choice(len(shape.points), size=n, replace=n > len(shape.points))
-    normals = None if shape.normals is None else shape.normals[index]
-    return shape.points[index], normals
-
-
-def uniform_samples(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` points uniform in the unit box ``[-1, 1]^dim``."""
-    return rng.uniform(-1.0, 1.0, size=(n, dim))
-
-
-def near_surface_samples(shape: Shape, n: int, sigmas: tuple[float, ...], rng: np.random.Generator) -> np.ndarray:
-    """``n`` surface points moved by isotropic Gaussian noise, split evenly over ``sigmas``, kept in the box.
-
-    Points that the noise pushes out of the box are drawn again (the noise is
-    not clipped, which would pile points up on the box's faces).
-    """
-    groups = np.array_split(np.arange(n), len(sigmas))
-    out = np.empty((n, shape.dim))
-    for sigma, group in zip(sigmas, groups):
-        filled = 0
-        while filled < len(group):
-            want = len(group) - filled
-            base, _ = surface_samples(shape, 2 * want, rng)
-            moved = base + rng.normal(scale=sigma, size=base.shape)
-            moved = moved[np.all(np.abs(moved) <= 1.0, axis=1)][:want]
-            out[group[filled: filled + len(moved)]] = moved
-            filled += len(moved)
-    return out[rng.permutation(n)]
+        raise ModeError("the dist mode needs exact distances, which a point cloud does not have; "
+                        "use the signed, unsigned or sal mode", option="mode")
 
 
 def mixed_samples(shape: Shape, n: int, config: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
@@ -205,7 +143,7 @@ def _balanced_signed(shape: Shape, truth: GroundTruth, config: SamplingConfig, r
     if per_side == 0:
         side = "inside" if counts[INSIDE] == 0 else "outside"
         raise ModeError(f"found no point {side} the shape: its winding number never crosses 1/2 "
-                        "(is it a flat or open surface?); use --mode unsigned")
+                        "(is it a flat or open surface?); use the unsigned mode", option="mode")
     points = np.vstack([np.vstack(pools[INSIDE])[:per_side], np.vstack(pools[OUTSIDE])[:per_side]])
     labels = np.repeat(np.array([INSIDE, OUTSIDE], dtype=np.int8), per_side)
     order = rng.permutation(len(points))

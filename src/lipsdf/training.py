@@ -38,15 +38,13 @@ import torch
 
 from lipsdf.dataset import PointDataset
 from lipsdf.errors import LipsdfError, ModeError
-from lipsdf.evaluate import bounding_box_diagonal, distance_errors
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import PathLike
-from lipsdf.losses import (FIT_NORMS, distance_fit_loss, eikonal_loss, hkr_loss, input_gradient, sal_loss,
-                           sald_gradient_loss)
+from lipsdf.losses import DEFAULT_LOSS, FIT_NORMS, LOSSES, Batch, losses_for
+from lipsdf.metrics import bounding_box_diagonal, distance_errors
 from lipsdf.nn.models import ARCHITECTURES, build_model
 from lipsdf.progress import progress_bar
 
-LOSSES_BY_MODE = {"signed": ("hkr",), "unsigned": ("hkr",), "dist": ("fit",), "sal": ("sald", "sal")}
 RECIPES = ("lipsdf", "paper")
 DEFAULT_ARCH = {"signed": "sll", "unsigned": "sll", "dist": "sll", "sal": "mlp"}
 
@@ -101,9 +99,12 @@ class TrainingConfig:
         if not (self.lr > 0 and self.margin > 0 and self.lam > 0):
             raise LipsdfError("lr, margin and lam must be positive")
         if self.final_margin is not None and not 0 < self.final_margin <= self.margin:
-            raise LipsdfError(f"final margin must lie in (0, margin = {self.margin}], got {self.final_margin}")
+            raise LipsdfError(f"final margin must lie in (0, margin = {self.margin}], got {self.final_margin}",
+                              option="final_margin")
         if self.recipe not in RECIPES:
-            raise LipsdfError(f"unknown recipe {self.recipe!r}; choose lipsdf or paper")
+            raise LipsdfError(f"unknown recipe {self.recipe!r}; choose lipsdf or paper", option="recipe")
+        if self.loss is not None and self.loss not in LOSSES:
+            raise LipsdfError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}", option="loss")
         if self.fit_norm not in FIT_NORMS:
             raise LipsdfError(f"unknown fit norm {self.fit_norm!r}; choose l1 or mse")
         if self.eikonal < 0 or self.sald_weight < 0 or self.checkpoint_every < 0:
@@ -148,18 +149,27 @@ class Schedule:
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(self.total_steps, 1), 1.0)))
 
 
-def default_model_config(dataset: PointDataset, arch: Optional[str] = None, layers: Optional[int] = None,
-                         width: Optional[int] = None) -> dict[str, Any]:
-    """The model config for a dataset: the paper's SLL 20 x 128 for hKR, a geometric-init MLP for SAL."""
-    arch = arch or DEFAULT_ARCH[dataset.mode]
+MODEL_SIZES = {"sll": (20, 128), "ortho": (8, 128), "mlp": (8, 256), "siren": (5, 256)}  # layers, width
+
+
+def model_config(mode: str, dim: int, arch: Optional[str] = None, layers: Optional[int] = None,
+                 width: Optional[int] = None) -> dict[str, Any]:
+    """The model config for a dataset of ``mode`` in ``dim`` dimensions: the paper's SLL 20 x 128 for hKR,
+    a geometric-init MLP for SAL; ``arch``, ``layers`` and ``width`` override.
+
+    Examples
+    --------
+    >>> model_config("signed", 3)
+    {'arch': 'sll', 'dim': 3, 'layers': 20, 'width': 128}
+    """
+    arch = arch or DEFAULT_ARCH[mode]
     if arch not in ARCHITECTURES:
-        raise LipsdfError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}")
-    defaults = {"sll": (20, 128), "ortho": (8, 128), "mlp": (8, 256), "siren": (5, 256)}[arch]
-    config: dict[str, Any] = {"arch": arch, "dim": dataset.dim, "layers": layers or defaults[0],
-                              "width": width or defaults[1]}
+        raise LipsdfError(f"unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}", option="arch")
+    config: dict[str, Any] = {"arch": arch, "dim": dim, "layers": layers or MODEL_SIZES[arch][0],
+                              "width": width or MODEL_SIZES[arch][1]}
     if arch == "mlp":
         config["activation"] = "softplus"
-        if dataset.mode == "sal":
+        if mode == "sal":
             config["init"] = "geometric"
     return config
 
@@ -213,20 +223,42 @@ class _Tensors:
 
 
 @dataclass
+class _Run:
+    """The state of one training run between epochs."""
+
+    model: torch.nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    optimiser: torch.optim.Optimizer
+    data: _Tensors
+    generator: torch.Generator
+    schedule: Schedule
+    log: EpochLog
+    batch: int
+    steps_per_epoch: int
+    started: float
+    step: int = 0
+    good_state: Optional[dict[str, torch.Tensor]] = None
+
+
+Checkpoint = Callable[[NeuralField, int, bool], None]
+
+
+@dataclass
 class Trainer:
     """Train a network on a dataset and return a :class:`~lipsdf.field.NeuralField`.
 
     Parameters
     ----------
     dataset : the training data (any mode).
-    model_config : see :func:`~lipsdf.nn.models.build_model`; default :func:`default_model_config`.
+    model_config : see :func:`~lipsdf.nn.models.build_model`; default :func:`model_config` of the dataset.
     config : a :class:`TrainingConfig`.
     device : ``cpu``, ``cuda`` or ``None`` (CUDA when present).
     output : the field file, written at each checkpoint and at the end (optional).
     log : per-epoch log, ``.jsonl`` or ``.csv`` (optional).
-    preview : a PNG written at each checkpoint (as ``NAME_eEPOCH.png``) and at the end (optional).
     quiet : no progress bar.
     callback : called with each epoch's log record (e.g. to plot progress live).
+    on_checkpoint : called with the field, the epoch and whether it is the last, at each checkpoint and at
+        the end (e.g. :func:`lipsdf.render.preview_writer` draws the field each time).
 
     Examples
     --------
@@ -245,23 +277,24 @@ class Trainer:
     device: Optional[str] = None
     output: Optional[PathLike] = None
     log: Optional[PathLike] = None
-    preview: Optional[PathLike] = None
     quiet: bool = True
     callback: Optional[Callable[[dict[str, Any]], None]] = None
+    on_checkpoint: Optional[Checkpoint] = None
 
     def __post_init__(self) -> None:
         mode = self.dataset.mode
-        self.loss_name = self.config.loss or LOSSES_BY_MODE[mode][0]
-        if self.loss_name not in LOSSES_BY_MODE[mode]:
-            allowed = [m for m, losses in LOSSES_BY_MODE.items() if self.loss_name in losses]
-            raise ModeError(f"loss {self.loss_name} needs a {' or '.join(allowed) or '?'} dataset, but this one is "
-                            f"{mode}; use --loss {'/'.join(LOSSES_BY_MODE[mode])} or sample it with "
-                            f"--mode {allowed[0] if allowed else mode}")
+        self.loss_name = self.config.loss or DEFAULT_LOSS[mode]
+        if mode not in LOSSES[self.loss_name].modes:
+            raise ModeError(f"the {self.loss_name} loss trains on {' or '.join(LOSSES[self.loss_name].modes)} "
+                            f"datasets, but this one is {mode}; train it with {' or '.join(losses_for(mode))}, or "
+                            f"sample the shape in {LOSSES[self.loss_name].modes[0]} mode", option="loss")
         if self.loss_name == "sald" and "surface_normals" not in self.dataset.arrays:
             if self.config.loss == "sald":
-                raise ModeError("loss sald needs surface normals, which this dataset does not have; use --loss sal")
+                raise ModeError("the sald loss needs surface normals, which this dataset does not have; "
+                                "train it with sal", option="loss")
             self.loss_name = "sal"
-        self.model_config = dict(self.model_config or default_model_config(self.dataset))
+        self.loss = LOSSES[self.loss_name]
+        self.model_config = dict(self.model_config or model_config(mode, self.dataset.dim))
         if self.model_config.get("dim", self.dataset.dim) != self.dataset.dim:
             raise LipsdfError(f"the model takes {self.model_config['dim']}D input but the dataset is {self.dataset.dim}D")
         self.model_config["dim"] = self.dataset.dim
@@ -274,6 +307,17 @@ class Trainer:
 
     def run(self) -> NeuralField:
         """Train; returns the field (also written to ``output`` when given)."""
+        run = self._start()
+        with progress_bar(self.config.epochs, "training", quiet=self.quiet, unit="epoch") as bar:
+            for epoch in range(self.config.epochs):
+                mean_loss = self._train_epoch(run, epoch)
+                field, record = self._end_epoch(run, epoch, mean_loss)
+                bar.update(1)
+                bar.set_postfix_str(f"loss {mean_loss:.4g}, test MAE {record['mae']:.3g}")
+        return field
+
+    def _start(self) -> _Run:
+        """Seed, build the model, optimiser and schedule, and move the data to the device."""
         config = self.config
         torch.manual_seed(config.seed)
         model = build_model(self.model_config).to(self.device)
@@ -287,77 +331,62 @@ class Trainer:
         steps_per_epoch = math.ceil(n / batch)
         schedule = Schedule(config, steps_per_epoch * config.epochs)
         log = EpochLog(self.log)  # after everything that can reject the inputs, so no stray log is left
-        good_state = None
-        started = time.perf_counter()
-        step = 0
-        with progress_bar(config.epochs, "training", quiet=self.quiet, unit="epoch") as bar:
-            for epoch in range(config.epochs):
-                order = torch.randperm(n, device=self.device, generator=generator)
-                total = torch.zeros((), device=self.device)
-                for start in range(0, n, batch):
-                    index = order[start: start + batch]
-                    margin, lam = schedule.margin(step), schedule.lam(epoch, step)
-                    for group in optimiser.param_groups:
-                        group["lr"] = config.lr * schedule.lr_factor(step)
-                    loss = self._loss(forward, data, index, margin, lam, generator)
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    total += loss.detach()
-                    step += 1
-                mean_loss = float(total) / steps_per_epoch  # one device sync per epoch
-                if not math.isfinite(mean_loss) or not _finite(model):
-                    self._diverged(epoch, mean_loss, good_state, log)
-                good_state = copy.deepcopy(model.state_dict())
-                record = {"epoch": epoch + 1, "step": step, "loss": mean_loss, "lam": lam,
-                          "margin": schedule.margin(step), "lr": optimiser.param_groups[0]["lr"]}
-                last = epoch + 1 == config.epochs
-                checkpoint = last or (config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0)
-                field = self._field(copy.deepcopy(model), record["margin"])
-                record.update(self._test_metrics(field))
-                record["seconds"] = round(time.perf_counter() - started, 3)
-                log.write(record)
-                if self.callback is not None:
-                    self.callback(record)
-                bar.update(1)
-                bar.set_postfix_str(f"loss {mean_loss:.4g}, test MAE {record['mae']:.3g}")
-                if checkpoint:
-                    field.summary = self._summary(record, log, complete=last)
-                    self._write(field, epoch + 1, last)
-        return field
+        return _Run(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
+                    time.perf_counter())
+
+    def _train_epoch(self, run: _Run, epoch: int) -> float:
+        """One pass over the shuffled points; returns the mean loss (the epoch's one device sync)."""
+        config, data = self.config, run.data
+        n = len(data.points)
+        order = torch.randperm(n, device=self.device, generator=run.generator)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, n, run.batch):
+            index = order[start: start + run.batch]
+            batch = Batch(data.points[index], data.targets[index], run.schedule.margin(run.step),
+                          run.schedule.lam(epoch, run.step), config.fit_norm, config.eikonal, config.sald_weight)
+            if self.loss_name == "sald":
+                pick = torch.randint(len(data.surface_points), (max(len(index) // 4, 1),), device=self.device,
+                                     generator=run.generator)
+                batch.surface_points, batch.surface_normals = data.surface_points[pick], data.surface_normals[pick]
+            for group in run.optimiser.param_groups:
+                group["lr"] = config.lr * run.schedule.lr_factor(run.step)
+            loss = self.loss.objective(run.forward, batch)
+            run.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimiser.step()
+            total += loss.detach()
+            run.step += 1
+        return float(total) / run.steps_per_epoch
+
+    def _end_epoch(self, run: _Run, epoch: int, mean_loss: float) -> tuple[NeuralField, dict[str, Any]]:
+        """Check the loss, log the epoch with its test errors, and write a checkpoint when one is due."""
+        if not math.isfinite(mean_loss) or not _finite(run.model):
+            self._diverged(epoch, mean_loss, run.good_state, run.log)
+        run.good_state = copy.deepcopy(run.model.state_dict())
+        record = {"epoch": epoch + 1, "step": run.step, "loss": mean_loss,
+                  "lam": run.schedule.lam(epoch, run.step - 1), "margin": run.schedule.margin(run.step),
+                  "lr": run.optimiser.param_groups[0]["lr"]}
+        field = self._field(copy.deepcopy(run.model), record["margin"])
+        record.update(self._test_metrics(field))
+        record["seconds"] = round(time.perf_counter() - run.started, 3)
+        run.log.write(record)
+        if self.callback is not None:
+            self.callback(record)
+        last = epoch + 1 == self.config.epochs
+        if last or (self.config.checkpoint_every and (epoch + 1) % self.config.checkpoint_every == 0):
+            field.summary = self._summary(record, run.log, complete=last)
+            self._write(field, epoch + 1, last)
+        return field, record
 
     def _compiled(self, model: torch.nn.Module) -> torch.nn.Module:
         """``torch.compile(model)`` for the steps; the field keeps the plain model (same parameters)."""
-        takes_second_derivatives = self.loss_name == "sald" or (self.loss_name == "fit" and self.config.eikonal > 0)
-        if takes_second_derivatives:
-            raise LipsdfError(f"--compile cannot train the {self.loss_name} loss"
+        if self.loss.second_order(self.config.eikonal):
+            raise LipsdfError(f"torch.compile cannot train the {self.loss_name} loss"
                               f"{' with an eikonal term' if self.loss_name == 'fit' else ''}: it differentiates "
-                              "the input gradient, which torch.compile does not support; drop --compile"
-                              f"{' or use --eikonal 0' if self.loss_name == 'fit' else ''}")
+                              "the input gradient, which torch.compile does not support; train without compiling"
+                              f"{' or with an eikonal weight of 0' if self.loss_name == 'fit' else ''}",
+                              option="compile")
         return torch.compile(model)
-
-    def _loss(self, model, data: _Tensors, index: torch.Tensor, margin: float, lam: float,
-              generator: torch.Generator) -> torch.Tensor:
-        points, targets = data.points[index], data.targets[index]
-        if self.loss_name == "hkr":
-            return hkr_loss(model(points), targets, margin, lam)
-        if self.loss_name == "fit":
-            if self.config.eikonal == 0:
-                return distance_fit_loss(model(points), targets, self.config.fit_norm)
-            points = points.detach().requires_grad_(True)
-            values = model(points)
-            return (distance_fit_loss(values, targets, self.config.fit_norm)
-                    + self.config.eikonal * eikonal_loss(input_gradient(values, points)))
-        loss = sal_loss(model(points), targets)
-        if self.loss_name == "sald":
-            pick = torch.randint(len(data.surface_points), (max(len(index) // 4, 1),), device=points.device,
-                                 generator=generator)
-            surface = data.surface_points[pick].detach().requires_grad_(True)
-            values = model(surface)
-            loss = (loss + values.abs().mean()
-                    + self.config.sald_weight * sald_gradient_loss(input_gradient(values, surface),
-                                                                   data.surface_normals[pick]))
-        return loss
 
     # ------------------------------------------------------------------ fields, metrics, files
 
@@ -388,12 +417,8 @@ class Trainer:
     def _write(self, field: NeuralField, epoch: int, last: bool) -> None:
         if self.output is not None:
             field.save(self.output)
-        if self.preview is not None:
-            from lipsdf.render import plot_field
-
-            preview = Path(self.preview)
-            target = preview if last else preview.with_name(f"{preview.stem}_e{epoch:04d}{preview.suffix}")
-            plot_field(field, target, title=f"epoch {epoch}")
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(field, epoch, last)
 
     def _diverged(self, epoch: int, loss: float, good_state, log: EpochLog) -> None:
         kept = ""
@@ -406,7 +431,7 @@ class Trainer:
             field.save(self.output)
             kept = f"; kept the field of epoch {epoch} in {self.output}"
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {loss}){kept}; "
-                               "try a smaller --lr or --lam")
+                               "try a smaller learning rate or hinge weight (lam)", option="lr")
 
 
 def _finite(model: torch.nn.Module) -> bool:

@@ -6,7 +6,8 @@ import pytest
 from conftest import torus_sdf
 from fields import SPHERE_CENTER, SPHERE_RADIUS, analytic_field
 from lipsdf.errors import LipsdfError
-from lipsdf.query.trace import Camera, orbit_camera, shade, sphere_trace, trace_image
+from lipsdf.query.trace import Camera, orbit_camera, sphere_trace, trace_image
+from lipsdf.render import shade
 
 CENTER = np.array([1.0, 2.0, 3.0])
 

@@ -23,26 +23,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from lipsdf.errors import GeometryError, ModeError
+from lipsdf.geometry.normals import oriented_normals_and_areas
 from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
+from lipsdf.geometry.winding import (DEFAULT_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
+                                     polyline_winding_kernel)
 
-DEFAULT_BATCH_SIZE = 1 << 18
 ProgressCallback = Callable[[int], None]
-
-
-def _batched(
-    fn: Callable[[np.ndarray], np.ndarray],
-    points: np.ndarray,
-    batch_size: int,
-    progress: Optional[ProgressCallback] = None,
-) -> np.ndarray:
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    out = np.empty(len(points), dtype=np.float64)
-    for start in range(0, len(points), batch_size):
-        stop = min(start + batch_size, len(points))
-        out[start:stop] = fn(points[start:stop])
-        if progress is not None:
-            progress(stop - start)
-    return out
 
 
 def _pad3(points: np.ndarray) -> np.ndarray:
@@ -63,23 +49,6 @@ class _SegmentOrTriangleDistance:
     def __call__(self, points: np.ndarray) -> np.ndarray:
         sq, _, _ = self.tree.squared_distance(self.vertices, self.cells, _pad3(points))
         return np.sqrt(sq)
-
-
-def polyline_winding_number(
-    points: np.ndarray, vertices: np.ndarray, edges: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
-) -> np.ndarray:
-    """2D winding number of ``points`` with respect to directed segments.
-
-    Examples
-    --------
-    >>> square = np.array([[0, 0], [1, 0], [1, 1], [0, 1.]])
-    >>> edges = np.array([[0, 1], [1, 2], [2, 3], [3, 0]])
-    >>> np.round(polyline_winding_number(np.array([[0.5, 0.5], [2, 2.]]), square, edges), 6)
-    array([1., 0.])
-    """
-    vertices = np.ascontiguousarray(vertices, dtype=np.float64)
-    edges = np.ascontiguousarray(edges, dtype=np.int64)
-    return _batched(lambda q: igl.winding_number(vertices, edges, q), points, batch_size)
 
 
 class GroundTruth:
@@ -134,26 +103,24 @@ class GroundTruth:
             if not shape.has_inside:
                 what = "open polyline" if isinstance(shape, Polyline) and shape.dim == 2 else shape.kind
                 raise ModeError(
-                    f"inside/outside is not defined for a {what}: use an unsigned mode "
-                    "(e.g. --mode unsigned) or close the curve"
+                    f"inside/outside is not defined for a {what}: use an unsigned mode or close the curve",
+                    option="mode"
                 )
             if isinstance(shape, Polyline):
-                vertices, edges = shape.vertices, shape.edges
-                self._winding = lambda q: igl.winding_number(vertices, edges, q)
+                self._winding = polyline_winding_kernel(shape.vertices, shape.edges)
             elif isinstance(shape, TriangleMesh):
-                vertices, faces = shape.vertices, shape.faces
-                self._winding = lambda q: igl.fast_winding_number(vertices, faces, q)
+                self._winding = mesh_winding_kernel(shape.vertices, shape.faces)
             else:
-                self._winding = _point_cloud_winding_kernel(shape)
+                self._winding = point_cloud_winding_kernel(shape.points, *oriented_normals_and_areas(shape))
         return self._winding
 
     def unsigned_distance(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Exact Euclidean distance from each point to the shape."""
-        return _batched(self._distance_kernel(), self._check(points), self.batch_size, progress)
+        return batched(self._distance_kernel(), self._check(points), self.batch_size, progress)
 
     def winding_number(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Generalized winding number: about 1 inside, 0 outside (for 2D loops, exactly)."""
-        return _batched(self._winding_kernel(), self._check(points), self.batch_size, progress)
+        return batched(self._winding_kernel(), self._check(points), self.batch_size, progress)
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask of points inside the shape (winding number > 1/2)."""
@@ -169,27 +136,13 @@ class GroundTruth:
             d = distance(q)
             return np.where(winding(q) > 0.5, -d, d)
 
-        return _batched(kernel, points, self.batch_size, progress)
+        return batched(kernel, points, self.batch_size, progress)
 
     def distance(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Signed distance where inside/outside is defined, unsigned distance otherwise."""
         if self.has_inside:
             return self.signed_distance(points, progress)
         return self.unsigned_distance(points, progress)
-
-
-def _point_cloud_winding_kernel(cloud: PointCloud) -> Callable[[np.ndarray], np.ndarray]:
-    from lipsdf.geometry.normals import oriented_normals_and_areas
-
-    normals, areas = oriented_normals_and_areas(cloud)
-    points = cloud.points
-    indices, children, _, _ = igl.octree(points)
-    centers, radii, coefficients = igl.fast_winding_number_precompute(points, normals, areas, indices, children)
-
-    def kernel(q: np.ndarray) -> np.ndarray:
-        return igl.fast_winding_number(points, normals, areas, indices, children, centers, radii, coefficients, q)
-
-    return kernel
 
 
 def signed_distance(shape: Shape, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from lipsdf.errors import GeometryError, InputFileError
-from lipsdf.files import PathLike, atomic_output
+from lipsdf.files import PathLike, atomic_output, sha256_of_file
 from lipsdf.geometry.primitives import BUILTIN_PREFIX, builtin_shape
 from lipsdf.geometry.shapes import KINDS, PointCloud, Polyline, Shape, TriangleMesh, as_index_array
 
@@ -265,9 +265,11 @@ def _to_shape(raw: _RawGeometry, kind: Optional[str], source: str) -> Shape:
         return PointCloud(vertices, raw.normals)
     if kind == "mesh":
         if not has_faces:
-            raise GeometryError(f"{source} has no faces: it cannot be read as a mesh (try --kind pointcloud)")
+            raise GeometryError(f"{source} has no faces: it cannot be read as a mesh (read it as a point cloud)",
+                                option="kind")
         if vertices.shape[1] != 3:
-            raise GeometryError(f"{source}: meshes must be 3D; a 2D triangulation is read as --kind polyline2d")
+            raise GeometryError(f"{source}: meshes must be 3D; a 2D triangulation is read as a 2D polyline",
+                                option="kind")
         return TriangleMesh(vertices, raw.faces)
     # Polylines: from lines, or from the boundary of the faces.
     edges = raw.edges if has_edges else (_boundary_edges(vertices, raw.faces) if has_faces else raw.edges)
@@ -278,7 +280,7 @@ def _to_shape(raw: _RawGeometry, kind: Optional[str], source: str) -> Shape:
         if not _is_planar(vertices):
             raise GeometryError(
                 f"{source}: a 2D polyline needs a constant z coordinate, but z spans "
-                f"[{vertices[:, 2].min():g}, {vertices[:, 2].max():g}]; use --kind polyline3d"
+                f"[{vertices[:, 2].min():g}, {vertices[:, 2].max():g}]; read it as a 3D polyline", option="kind"
             )
         return Polyline(vertices[:, :2], edges)
     if vertices.shape[1] == 2:
@@ -296,6 +298,14 @@ def shape_name(path: PathLike) -> str:
     """
     text = str(path)
     return text[len(BUILTIN_PREFIX):] if text.startswith(BUILTIN_PREFIX) else Path(text).stem
+
+
+def source_info(path: PathLike) -> dict[str, str]:
+    """Provenance of a shape for a dataset's metadata: its absolute path and SHA-256, or ``builtin:NAME``."""
+    text = str(path)
+    if text.startswith(BUILTIN_PREFIX):
+        return {"path": text}
+    return {"path": str(Path(text).resolve()), "sha256": sha256_of_file(text)}
 
 
 def load_shape(path: PathLike, kind: Optional[str] = None) -> Shape:
@@ -336,6 +346,42 @@ def load_shape(path: PathLike, kind: Optional[str] = None) -> Shape:
     except UnicodeDecodeError:
         raise InputFileError(f"{path} is not a text {suffix} file") from None
     return _to_shape(raw, kind, str(path))
+
+
+def load_points(path: PathLike) -> np.ndarray:
+    """The coordinates in a points file as lipsdf writes them (:func:`save_points`: .xyz/.txt, .npz, .ply).
+
+    Text files give all their columns (coordinates first, then normals and scalars, as named in the
+    header); .npz files their ``points`` array; .ply files their vertices.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "centres.xyz"
+    >>> save_points(np.ones((3, 2)), out, scalars={"radius": np.zeros(3)})
+    >>> load_points(out)[:, :2].tolist()
+    [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"no such points file: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xyz", ".txt"):
+            points = np.loadtxt(path, ndmin=2)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                points = np.asarray(data["points"], dtype=np.float64)
+        elif suffix == ".ply":
+            points = load_shape(path, kind="pointcloud").points
+        else:
+            raise InputFileError(f"unknown points format {suffix or '(no extension)'!r} for {path.name}; "
+                                 "supported: .xyz .txt .npz .ply")
+    except (ValueError, KeyError, OSError) as exc:
+        raise InputFileError(f"cannot read points from {path}: {exc}") from None
+    if points.ndim != 2 or points.shape[1] < 2:
+        raise InputFileError(f"{path} holds no 2D or 3D points")
+    return points
 
 
 # --------------------------------------------------------------------------- writers

@@ -17,6 +17,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, depth_first_order
 
 from lipsdf.errors import GeometryError
+from lipsdf.geometry.winding import polyline_winding_number
 
 KINDS = ("polyline2d", "polyline3d", "mesh", "pointcloud")
 
@@ -125,6 +126,12 @@ class Polyline:
     def n_components(self) -> int:
         return connected_components(_adjacency(self.edges, len(self.vertices)), directed=False)[0]
 
+    def describe(self) -> str:
+        """One line for people: kind, open or closed, counts."""
+        closed = "closed" if self.is_closed else "open"
+        return (f"{self.dim}D polyline ({closed}), {len(self.vertices)} vertices, {len(self.edges)} segments, "
+                f"{self.n_components} component(s)")
+
     def segment_lengths(self) -> np.ndarray:
         return np.linalg.norm(self.vertices[self.edges[:, 1]] - self.vertices[self.edges[:, 0]], axis=1)
 
@@ -167,6 +174,10 @@ class TriangleMesh:
     dim = 3
     kind = "mesh"
     has_inside = True
+
+    def describe(self) -> str:
+        """One line for people: kind and counts."""
+        return f"mesh, {len(self.vertices)} vertices, {len(self.faces)} triangles"
 
     def face_areas(self) -> np.ndarray:
         return _triangle_areas(self.vertices, self.faces)
@@ -224,6 +235,10 @@ class PointCloud:
     def vertices(self) -> np.ndarray:
         return self.points
 
+    def describe(self) -> str:
+        """One line for people: kind, count, whether it has normals."""
+        return f"point cloud, {len(self.points)} points, {'with' if self.normals is not None else 'without'} normals"
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return self.points.min(axis=0), self.points.max(axis=0)
 
@@ -272,8 +287,6 @@ def _orient_loops(vertices: np.ndarray, edges: np.ndarray) -> np.ndarray:
     # Loops of a valid polyline do not cross, so one vertex decides.
     depth = np.zeros(n_loops, dtype=int)
     if n_loops > 1:
-        from lipsdf.geometry.distance import polyline_winding_number  # distance imports this module
-
         probes = vertices[[loop[0, 0] for loop in loops]]
         for j, loop in enumerate(loops):
             inside = np.abs(polyline_winding_number(probes, vertices, loop)) > 0.5

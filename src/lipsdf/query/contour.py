@@ -227,6 +227,28 @@ def default_level(field: NeuralField, resolution: Optional[int] = None,
     return field_grid(field, resolution or DEFAULT_RESOLUTION[field.dim], bounds).spacing
 
 
+def shape_contour(field: NeuralField, resolution: Optional[int] = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> Optional[Union[TriangleMesh, Polyline]]:
+    """The level set that stands for the shape (at :func:`default_level`) over the field's box, or None
+    when the field has no such level there."""
+    return contour(field, default_level(field, resolution), resolution, batch_size=batch_size).contours[0].shape
+
+
+def resolve_levels(field: NeuralField, levels: Sequence[float] = (), resolution: Optional[int] = None,
+                   bounds: Optional[Sequence[float]] = None) -> list[float]:
+    """The iso-levels to extract: ``levels``, or :func:`default_level` when none are given.
+
+    An unsigned field is >= 0, so it has no crossing at or below 0: such levels are refused.
+    """
+    if len(levels) == 0:
+        return [default_level(field, resolution, bounds)]
+    if field.kind == "unsigned" and min(levels) <= 0:
+        spacing = field_grid(field, resolution or DEFAULT_RESOLUTION[field.dim], bounds).spacing
+        raise LipsdfError(f"an unsigned field is >= 0 and has no crossing at {min(levels):g}; use a small positive "
+                          f"iso-level (one grid cell here is {spacing:.3g})", option="iso")
+    return [float(level) for level in levels]
+
+
 def contour(field: NeuralField, iso: Union[float, Sequence[float]] = 0.0, resolution: Optional[int] = None,
             bounds: Optional[Sequence[float]] = None, dense: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
             device: Device = None, quiet: bool = True) -> ContourResult:

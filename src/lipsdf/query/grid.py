@@ -116,29 +116,6 @@ def field_grid(field: NeuralField, resolution: int, bounds: Optional[Sequence[fl
     return Grid.covering(lower, upper, resolution)
 
 
-def unit_values(field: NeuralField, unit_points: torch.Tensor, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
-    """Field values in unit-box units at unit-box points (a tensor on the field's device)."""
-    with torch.no_grad():
-        return torch.cat([field.module.unit(batch) for batch in unit_points.split(batch_size)]) \
-            if len(unit_points) else unit_points.new_zeros(0)
-
-
-def unit_values_and_gradients(field: NeuralField, unit_points: torch.Tensor,
-                              batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    """Values (unit-box units) and gradients at unit-box points."""
-    values, gradients = [], []
-    for batch in unit_points.split(batch_size):
-        batch = batch.detach().requires_grad_(True)
-        with torch.enable_grad():
-            value = field.module.unit(batch)
-            (gradient,) = torch.autograd.grad(value.sum(), batch)
-        values.append(value.detach())
-        gradients.append(gradient)
-    if not values:
-        return unit_points.new_zeros(0), unit_points.new_zeros((0, unit_points.shape[1]))
-    return torch.cat(values), torch.cat(gradients)
-
-
 def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> np.ndarray:
     """Values (world units) at the grid vertices ``index`` (flat indices; default: all), as float64.
@@ -151,7 +128,7 @@ def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = No
     with progress_bar(len(index), "field on grid", quiet=quiet) as bar:
         for start in range(0, len(index), batch_size):
             chunk = index[start: start + batch_size]
-            unit = unit_values(field, grid.unit_vertices(field, chunk), batch_size)
+            unit = field.unit_values(grid.unit_vertices(field, chunk), batch_size)
             out[start: start + len(chunk)] = unit.double().cpu().numpy()
             bar.update(len(chunk))
     return out * field.normalization.scale

@@ -17,8 +17,9 @@ from scipy.spatial import cKDTree
 
 from lipsdf.errors import LipsdfError
 from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
+from lipsdf.geometry.surface import surface_samples
 from lipsdf.query.contour import contour
-from lipsdf.query.grid import Device, unit_values, unit_values_and_gradients, use_device
+from lipsdf.query.grid import Device, use_device
 
 DEFAULT_STEPS = 30
 DEFAULT_TOLERANCE = 1e-6  # in units of the field's scale (its unit box has half-side 1)
@@ -64,7 +65,7 @@ def _project_unit(field: NeuralField, unit: torch.Tensor, iso: float, steps: int
     for _ in range(steps):
         if len(active) == 0:
             break
-        values, gradients = unit_values_and_gradients(field, unit[active], batch_size)
+        values, gradients = field.unit_values_and_gradients(unit[active], batch_size)
         if start_values is None:  # the first step sees every point
             start_values = values
         residual = values - iso
@@ -73,7 +74,7 @@ def _project_unit(field: NeuralField, unit: torch.Tensor, iso: float, steps: int
         squared = (gradients * gradients).sum(dim=1).clamp(min=_MIN_GRADIENT_NORM ** 2)
         unit[active] -= (residual / squared)[:, None] * gradients
     if start_values is None:  # no step taken: the points have not moved
-        start_values = unit_values(field, unit, batch_size)
+        start_values = field.unit_values(unit, batch_size)
     return unit, start_values
 
 
@@ -81,7 +82,7 @@ def _projected(field: NeuralField, points: np.ndarray, iso: float, steps: int, t
                batch_size: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """World points projected onto the world level ``iso``; also their unit-box tensor and the start values."""
     norm = field.normalization
-    unit = torch.from_numpy(norm.to_unit(points).astype(np.float32)).to(field.device)
+    unit = field.unit_tensor(points)
     projected_unit, start_values = _project_unit(field, unit, iso / norm.scale, steps, tolerance / norm.scale,
                                                  batch_size)
     return norm.to_world(projected_unit.double().cpu().numpy()), projected_unit, start_values
@@ -119,15 +120,10 @@ def project(field: NeuralField, points: np.ndarray, iso: float = 0.0, steps: int
     scale = field.normalization.scale
     tolerance = DEFAULT_TOLERANCE * scale if tolerance is None else tolerance
     projected, projected_unit, start_values = _projected(field, points, iso, steps, tolerance, batch_size)
-    residuals = np.abs(unit_values(field, projected_unit, batch_size).double().cpu().numpy() * scale - iso)
+    residuals = np.abs(field.unit_values(projected_unit, batch_size).double().cpu().numpy() * scale - iso)
     below = start_values.cpu().numpy() * scale < iso
     distances = np.where(below, -1.0, 1.0) * np.linalg.norm(projected - points, axis=1)
     return Projection(projected, distances, residuals)
-
-
-def _normals(field: NeuralField, points: np.ndarray, batch_size: int) -> np.ndarray:
-    gradients = field.gradient(points, batch_size=batch_size)
-    return gradients / np.maximum(np.linalg.norm(gradients, axis=1, keepdims=True), 1e-12)
 
 
 def _spacing(n: int, measure: float, dim: int) -> float:
@@ -160,8 +156,6 @@ def sample_surface(field: NeuralField, n: int, iso: float = 0.0, seed: int = 0, 
     >>> samples.points.shape, samples.normals.shape, samples.max_residual < 1e-5
     ((50, 2), (50, 2), True)
     """
-    from lipsdf.sampling import surface_samples
-
     if n < 1:
         raise LipsdfError(f"the number of samples must be positive, got {n}")
     field = use_device(field, device)
@@ -181,10 +175,10 @@ def sample_surface(field: NeuralField, n: int, iso: float = 0.0, seed: int = 0, 
     tolerance = DEFAULT_TOLERANCE * field.normalization.scale
     points = _projected(field, points, iso, DEFAULT_STEPS, tolerance, batch_size)[0]
     for _ in range(repulsion_steps if n > 1 else 0):
-        points = _repel(points, _normals(field, points, batch_size), spacing)
+        points = _repel(points, field.normals(points, batch_size), spacing)
         points = _projected(field, points, iso, 5, tolerance, batch_size)[0]
     final = project(field, points, iso, batch_size=batch_size)
-    return SurfaceSamples(final.points, _normals(field, final.points, batch_size), final.residuals)
+    return SurfaceSamples(final.points, field.normals(final.points, batch_size), final.residuals)
 
 
 def _repel(points: np.ndarray, normals: np.ndarray, spacing: float, neighbours: int = 10,

@@ -30,7 +30,7 @@ import torch
 from lipsdf.errors import LipsdfError, ModeError
 from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.query.contour import sample_grid_where
-from lipsdf.query.grid import Device, field_grid, unit_values, use_device
+from lipsdf.query.grid import Device, field_grid, use_device
 
 DEFAULT_RESOLUTION = {2: 256, 3: 96}
 DEFAULT_THRESHOLD = 0.8
@@ -132,7 +132,7 @@ def _valley_floor(field: NeuralField, points: np.ndarray, directions: np.ndarray
     step = torch.from_numpy((directions / norm.scale).astype(np.float64)).to(field.device)
 
     def f(s: torch.Tensor) -> torch.Tensor:
-        return unit_values(field, start + (s[:, None] * step).float(), batch_size)
+        return field.unit_values(start + (s[:, None] * step).float(), batch_size)
 
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     low = torch.full((len(points),), -h, dtype=torch.float64, device=field.device)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from lipsdf.errors import LipsdfError
-from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
-from lipsdf.query.grid import Device, unit_values, unit_values_and_gradients, use_device
+from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField, unit_vectors
+from lipsdf.query.contour import contour
+from lipsdf.query.grid import Device, use_device
 
 DEFAULT_MAX_STEPS = 128
 DEFAULT_EPSILON = 1e-4  # hit threshold, in units of the field's scale
@@ -60,7 +61,7 @@ class Camera:
         if self.width < 1 or self.height < 1:
             raise LipsdfError(f"image size must be positive, got {self.width} x {self.height}")
         if np.linalg.norm(np.cross(self.target - self.eye, self.up)) < 1e-9 * np.linalg.norm(self.target - self.eye):
-            raise LipsdfError("the camera looks along its up direction; pick another --up or view")
+            raise LipsdfError("the camera looks along its up direction; pick another up direction or view", option="up")
 
     def frame(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Unit forward, right and up vectors of the image."""
@@ -170,7 +171,7 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
                           "`lipsdf render` draws 2D fields as maps")
     norm = field.normalization
     epsilon = (DEFAULT_EPSILON * norm.scale if epsilon is None else epsilon) / norm.scale
-    origins_unit = torch.from_numpy(norm.to_unit(origins).astype(np.float32)).to(field.device)
+    origins_unit = field.unit_tensor(origins)
     directions_t = torch.from_numpy(np.asarray(directions, dtype=np.float32)).to(field.device)
     n = len(origins_unit)
     t, far = _box_interval(origins_unit, directions_t, -1.0, 1.0)
@@ -181,7 +182,7 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
     for step in range(max_steps):
         if len(active) == 0:
             break
-        values = unit_values(field, origins_unit[active] + t[active, None] * directions_t[active], batch_size)
+        values = field.unit_values(origins_unit[active] + t[active, None] * directions_t[active], batch_size)
         steps[active] += 1
         arrived = values < epsilon + cone * t[active]
         hit[active[arrived]] = True
@@ -194,15 +195,14 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
 
     hits = torch.nonzero(hit).flatten()
     points_unit = origins_unit[hits] + t[hits, None] * directions_t[hits]
-    _, gradients = unit_values_and_gradients(field, points_unit, batch_size)
-    gradients = gradients.double().cpu().numpy()
+    _, gradients = field.unit_values_and_gradients(points_unit, batch_size)
     depth = np.full(n, np.nan)
     points = np.full((n, 3), np.nan)
     normals = np.full((n, 3), np.nan)
     hits_np = hits.cpu().numpy()
     depth[hits_np] = t[hits].double().cpu().numpy() * norm.scale
     points[hits_np] = norm.to_world(points_unit.double().cpu().numpy())
-    normals[hits_np] = gradients / np.maximum(np.linalg.norm(gradients, axis=1, keepdims=True), 1e-12)
+    normals[hits_np] = unit_vectors(gradients.double().cpu().numpy())
     return TraceResult(hit.cpu().numpy(), depth, points, normals, steps.cpu().numpy(), through.cpu().numpy(),
                        unfinished, time.perf_counter() - started)
 
@@ -212,8 +212,6 @@ def shape_framing(field: NeuralField, batch_size: int = DEFAULT_BATCH_SIZE) -> t
 
     Falls back to the field's box when the zero level is empty.
     """
-    from lipsdf.query.contour import contour
-
     shape = contour(field, 0.0 if field.kind == "signed" else 0.01 * field.normalization.scale,
                     resolution=48, batch_size=batch_size).contours[0].shape
     if shape is None:
@@ -236,20 +234,3 @@ def trace_image(field: NeuralField, camera: Camera, max_steps: int = DEFAULT_MAX
     result.points = result.points.reshape(shape + (3,))
     result.normals = result.normals.reshape(shape + (3,))
     return result
-
-
-def shade(result: TraceResult, camera: Camera) -> np.ndarray:
-    """An RGB image (floats in [0, 1]) of a traced picture: diffuse clay lit from above the camera."""
-    forward, right, up = camera.frame()
-    light = -forward + 0.6 * up + 0.4 * right
-    light /= np.linalg.norm(light)
-    normals = np.nan_to_num(result.normals)
-    facing = np.where((normals * forward).sum(axis=-1, keepdims=True) > 0, -normals, normals)  # back faces
-    diffuse = np.clip((facing * light).sum(axis=-1), 0.0, 1.0)
-    fill = np.clip((facing * -forward).sum(axis=-1), 0.0, 1.0)
-    intensity = 0.12 + 0.68 * diffuse + 0.2 * fill
-    clay = np.array([0.85, 0.72, 0.58])
-    rows = np.linspace(1.0, 0.82, camera.height)[:, None, None]
-    background = np.broadcast_to(rows * np.array([1.0, 1.0, 1.0]), result.normals.shape)
-    image = np.where(result.hit[..., None], intensity[..., None] * clay, background)
-    return np.clip(image, 0.0, 1.0)

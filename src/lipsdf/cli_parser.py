@@ -1,0 +1,286 @@
+"""The ``lipsdf`` command line's parser: every command, option, help text and default.
+
+Options that set a config field (sampling, training, evaluation) are made from the config
+classes themselves: one flag per field, its help from the field's docstring, its default from
+the config (for ``fit``, from :func:`lipsdf.pipeline.fit_defaults`), so help and behaviour
+cannot drift apart. :mod:`lipsdf.cli` runs the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any, Optional
+
+from lipsdf.version import __version__
+
+EXIT_USAGE = 2
+SHAPE_HELP = "shape file (.obj .ply .off .stl .mesh .xyz .txt .npz .geojson) or builtin:NAME"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad options in one line, like every other lipsdf error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- options made from config classes
+
+# group -> (flag -> (config field, argparse keywords beyond those the field's default implies))
+_CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
+    "sampling": {"-n": ("n", {}), "--n-test": ("n_test", {}), "--n-surface": ("n_surface", {"type": _positive_int}),
+                 "--uniform-fraction": ("uniform_fraction", {}), "--sigma": ("near_sigmas", {"metavar": "S"}),
+                 "--padding": ("padding", {}), "--band": ("band", {"type": float, "nargs": 2,
+                                                                   "metavar": ("LO", "HI")})},
+    "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {}),
+                 "--margin": ("margin", {}), "--final-margin": ("final_margin", {"type": float}),
+                 "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
+                 "--loss": ("loss", {"choices": ("hkr", "fit", "sal", "sald")}), "--eikonal": ("eikonal", {}),
+                 "--compile": ("compile", {})},
+    "evaluation": {"--n-uniform": ("n_uniform", {}), "--n-near": ("n_near", {}), "--pairs": ("n_pairs", {}),
+                   "--n-surface": ("n_surface", {})},
+}
+
+
+def _config_class(group: str) -> type:
+    from lipsdf.evaluate import EvaluationConfig
+    from lipsdf.sampling import SamplingConfig
+    from lipsdf.training import TrainingConfig
+
+    return {"sampling": SamplingConfig, "training": TrainingConfig, "evaluation": EvaluationConfig}[group]
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """Each field's first sentence in the class docstring's ``Attributes`` section (``name : text``)."""
+    section = (cls.__doc__ or "").split("Attributes\n", 1)[-1]
+    found = re.findall(r"^\s*(\w+) : (.+?)(?=\n\s*\w+ : |\n\s*\n|\Z)", section, flags=re.M | re.S)
+    return {name: re.split(r"(?<=\.) ", " ".join(text.replace("``", "").split()), maxsplit=1)[0].rstrip(".")
+            for name, text in found}
+
+
+def _fit_default(group: str, name: str, value: Any) -> str:
+    """The default of a fit option in words, from :func:`~lipsdf.pipeline.fit_defaults`."""
+    from lipsdf.pipeline import fit_defaults
+
+    values = [getattr(fit_defaults(dim, quick), group).get(name, value) for quick in (False, True) for dim in (3, 2)]
+    if len(set(map(str, values))) == 1:
+        return None if values[0] is None else str(values[0])
+    return f"{values[0]} in 3D, {values[1]} in 2D; quick: {values[2]}, {values[3]}"
+
+
+def _add_config_options(p, group: str, fit: bool = False) -> None:
+    """One option per config field of ``group``. For fit, options default to absent (argparse.SUPPRESS),
+    so that only those given replace fit's shape-dependent defaults."""
+    cls = _config_class(group)
+    defaults, helps = cls(), _field_help(cls)
+    prefix = "--eval-" if fit and group == "evaluation" else "--"
+    for flag, (name, extra) in _CONFIG_FLAGS[group].items():
+        value = getattr(defaults, name)
+        if isinstance(value, bool):
+            kwargs = {"action": "store_true"}
+        elif isinstance(value, tuple):
+            kwargs = {"type": type(value[0]), "nargs": "+"}
+        else:
+            kwargs = {"type": _positive_int if isinstance(value, int) else type(value)} if value is not None else {}
+        plain = kwargs.get("action") is None and "choices" not in extra
+        kwargs.update({"metavar": name.upper(), **extra} if plain else extra)
+        shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+        said = _fit_default(group, name, shown) if fit else shown  # None: the docstring says it
+        said = None if isinstance(value, bool) else said
+        help_text = f"{helps.get(name, name)} (default: {said})" if said is not None else helps.get(name, name)
+        p.add_argument(flag.replace("--", prefix, 1), dest=f"{group}:{name}", help=help_text,
+                       default=argparse.SUPPRESS if fit else (list(value) if isinstance(value, tuple) else value),
+                       **kwargs)
+
+
+def given(args: argparse.Namespace, group: str) -> dict[str, Any]:
+    """The config fields of ``group`` present in ``args`` (lists as tuples)."""
+    prefix = f"{group}:"
+    return {dest[len(prefix):]: tuple(value) if isinstance(value, list) else value
+            for dest, value in vars(args).items() if dest.startswith(prefix)}
+
+
+def _add_model_options(p, fit: bool = False) -> None:
+    from lipsdf.nn.models import ARCHITECTURES
+    from lipsdf.training import DEFAULT_ARCH, MODEL_SIZES
+
+    default = {"default": argparse.SUPPRESS} if fit else {"default": None}
+    sizes = ", ".join(f"{arch} {layers} x {width}" for arch, (layers, width) in MODEL_SIZES.items())
+    p.add_argument("--arch", choices=ARCHITECTURES, dest="model:arch", **default,
+                   help=f"network (default: {DEFAULT_ARCH['signed']}; {DEFAULT_ARCH['sal']} for sal datasets)")
+    p.add_argument("--layers", type=_positive_int, dest="model:layers", metavar="LAYERS", **default,
+                   help=f"layers (default: {sizes})")
+    p.add_argument("--width", type=_positive_int, dest="model:width", metavar="WIDTH", **default,
+                   help="width (default: as --layers)")
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lipsdf`` parser; each command sets ``args.command``, which :mod:`lipsdf.cli` dispatches on."""
+    from lipsdf.dataset import MODES
+    from lipsdf.field import DEFAULT_BATCH_SIZE
+    from lipsdf.geometry.shapes import KINDS
+    from lipsdf.pipeline import fit_defaults
+    from lipsdf.query.contour import DEFAULT_RESOLUTION
+    from lipsdf.query.skeleton import DEFAULT_RESOLUTION as SKELETON_RESOLUTION, DEFAULT_THRESHOLD
+    from lipsdf.query.trace import DEFAULT_MAX_STEPS
+    from lipsdf.training import TrainingConfig
+
+    def res(table: dict) -> str:
+        return f"{table[3]} in 3D, {table[2]} in 2D"
+
+    quiet = _Parser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
+    shaped = _Parser(add_help=False)
+    shaped.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
+    shaped.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    on_field = _Parser(add_help=False, parents=[quiet])
+    on_field.add_argument("field", help="field file (.pt) from `lipsdf train`")
+    on_field.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    on_field.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                          help=f"points per network call (default: {DEFAULT_BATCH_SIZE}; more on a GPU)")
+    bounded = _Parser(add_help=False)
+    bounded.add_argument("--bounds", type=float, nargs="+", default=None, metavar="V",
+                         help="box, world units: xmin ymin [zmin] xmax ymax [zmax] (default: the field's box)")
+
+    parser = _Parser(prog="lipsdf", description="1-Lipschitz neural distance fields.")
+    parser.add_argument("--version", action="version", version=f"lipsdf {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, help_text: str, description: str, parents=()) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=description, parents=list(parents))
+
+    p = command("sample", "sample a training dataset (.npz) around a shape",
+                "Sample training points around a shape file (or builtin:NAME) and write a dataset .npz.",
+                [shaped, quiet])
+    p.add_argument("shape", help=SHAPE_HELP)
+    p.add_argument("--mode", choices=MODES, default="signed", help="what the dataset is for (default: signed)")
+    _add_config_options(p, "sampling")
+    p.add_argument("-o", "--output", default=None, help="dataset file (default: NAME_MODE.npz)")
+    p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
+
+    p = command("train", "train a field (.pt) on a dataset",
+                "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset's "
+                "mode: hKR for signed and unsigned datasets, a distance fit for dist, SAL/SALD for sal.", [quiet])
+    p.add_argument("dataset", help="dataset file (.npz) from `lipsdf sample`")
+    _add_model_options(p)
+    _add_config_options(p, "training")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    every = TrainingConfig().checkpoint_every
+    p.add_argument("--checkpoint-every", type=int, default=every, metavar="K",
+                   help=f"write the field every K epochs, 0 for only at the end (default: {every})")
+    p.add_argument("--log", default=None, help="per-epoch log, .jsonl or .csv (default: FIELD.jsonl)")
+    p.add_argument("--preview", default=None, metavar="PNG",
+                   help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")
+    p.add_argument("-o", "--output", default=None, help="field file (default: DATASET.pt)")
+
+    p = command("fit", "shape to field in one command: sample, train, contour, render, eval",
+                "Fit a 1-Lipschitz distance field to a shape: sample, train, extract the contour, render a picture "
+                "and evaluate against the shape. --quick gives a preview in about a minute. The sample, train and "
+                "eval options pass through.", [shaped, quiet])
+    p.add_argument("shape", help=SHAPE_HELP)
+    p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
+    p.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and epochs")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="signed (default with an inside), unsigned (default otherwise), or dist/sal for the baselines")
+    p.add_argument("--res", type=_positive_int, default=None, help=f"contour grid, vertices along the longest side "
+                   f"(default: {fit_defaults(3).resolution} in 3D, {fit_defaults(2).resolution} in 2D; quick: "
+                   f"{fit_defaults(3, True).resolution}, {fit_defaults(2, True).resolution})")
+    p.add_argument("--image-size", type=_positive_int, default=None, help=f"3D picture side in pixels (default: "
+                   f"{fit_defaults(3).image_size}; quick: {fit_defaults(3, True).image_size})")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    for group, title in (("sampling", "sample"), ("training", "train"), ("evaluation", "eval")):
+        options = p.add_argument_group(f"{group} (as in `lipsdf {title}`)")
+        if group == "training":
+            _add_model_options(options, fit=True)
+        _add_config_options(options, group, fit=True)
+
+    p = command("eval", "measure a field against the shape it approximates",
+                "Measure a field against ground truth: distance errors and sign accuracy on uniform and near-surface "
+                "points, gradient norms, the largest |f(x) - f(y)| / |x - y| over random pairs, how often |f| exceeds "
+                "the true distance; Chamfer, Hausdorff and normal consistency of the field's contour against the "
+                "shape. Prints a table and writes JSON.", [on_field, shaped])
+    p.add_argument("--against", required=True, metavar="SHAPE", help="the ground truth: " + SHAPE_HELP)
+    _add_config_options(p, "evaluation")
+    p.add_argument("--res", type=_positive_int, default=None, help=f"contour grid (default: {res(DEFAULT_RESOLUTION)})")
+    p.add_argument("-o", "--output", default=None, help="metrics file, .json (default: FIELD_metrics.json)")
+
+    p = command("mesh", "extract level sets: marching cubes (3D) or squares (2D)",
+                "Extract the level sets f = iso of a field: a triangle mesh (3D) or polylines (2D), in world units. "
+                "1-Lipschitz fields are contoured coarse to fine, skipping the cells that the Lipschitz bound rules "
+                "out; the output equals the dense grid's.", [on_field, bounded])
+    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V", help="levels, world units (default: 0; "
+                   "one grid cell for unsigned fields); several levels write OUT_isoV files")
+    p.add_argument("--iso-range", type=float, nargs=3, default=None, metavar=("LO", "HI", "N"),
+                   help="N levels evenly from LO to HI (added to --iso)")
+    p.add_argument("--res", type=_positive_int, default=None,
+                   help=f"vertices along the longest side (default: {res(DEFAULT_RESOLUTION)})")
+    p.add_argument("--dense", action="store_true", help="evaluate every grid vertex (no Lipschitz pruning)")
+    p.add_argument("-o", "--output", default=None, help="3D: .obj .ply .off .stl .mesh; 2D: .obj .mesh "
+                   "(default: FIELD_mesh.obj / FIELD_contour.obj)")
+
+    p = command("sample-surface", "evenly spread points (with normals) on a level set",
+                "Sample points on the level set f = iso: drawn on a contour, projected with Newton steps, spread "
+                "by repulsion along the surface, projected again. Writes points with normals.", [on_field])
+    p.add_argument("-n", type=_positive_int, default=10_000, help="points (default: 10000)")
+    p.add_argument("--iso", type=float, default=None, help="level, world units (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--repulsion-steps", type=int, default=10, metavar="K", help="spreading rounds (default: 10)")
+    p.add_argument("--res", type=_positive_int, default=None, help="resolution of the starting contour")
+    p.add_argument("-o", "--output", default=None, help=".ply .xyz .txt .npz (default: FIELD_surface.ply)")
+
+    p = command("skeleton", "sample the medial axis inside a signed field",
+                "Sample the medial axis: inside points where the field's gradient, by central differences over a "
+                "grid cell, has norm below the threshold, moved onto their ridge; with their medial radius.",
+                [on_field, bounded])
+    p.add_argument("--res", type=_positive_int, default=None,
+                   help=f"grid vertices along the longest side (default: {res(SKELETON_RESOLUTION)})")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="gradient-norm threshold: keeps "
+                   f"ridges where the nearest surface directions meet at over 2 acos(T) (default: {DEFAULT_THRESHOLD})")
+    p.add_argument("--no-refine", action="store_true", help="keep grid vertices instead of moving them onto the ridge")
+    p.add_argument("-o", "--output", default=None, help=".ply .xyz .txt .npz (default: FIELD_skeleton.ply)")
+
+    p = command("render", "picture of a field: 2D map, or 3D sphere tracing",
+                "2D: the field with iso-contours and its gradient norm. 3D: a shaded image by sphere tracing, "
+                "stepping by f itself, which a 1-Lipschitz field never lets overshoot.", [on_field])
+    p.add_argument("-o", "--output", default=None, help="image (default: FIELD.png)")
+    p.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
+                   help="2D: extent of the map, world units (default: the field's box)")
+    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V", help="2D: contours to draw in black")
+    p.add_argument("--res", type=_positive_int, default=None, help="2D: map resolution (default: 512)")
+    p.add_argument("--overlay", nargs="+", default=None, metavar="POINTS", help="2D: point files to draw on the map")
+    p.add_argument("--size", type=_positive_int, nargs=2, default=[512, 512], metavar=("W", "H"),
+                   help="3D: image size in pixels (default: 512 512)")
+    for flag, default, text in (("--azimuth", 30.0, "degrees around the up axis"),
+                                ("--elevation", 20.0, "degrees above the horizon"),
+                                ("--fov", 35.0, "vertical field of view, degrees"),
+                                ("--distance", None, "camera distance, world units (default: frame the shape)")):
+        p.add_argument(flag, type=float, default=default, help=f"3D: {text}" + (f" (default: {default:g})"
+                                                                                  if default is not None else ""))
+    for flag, default, text in (("--up", [0.0, 1.0, 0.0], "up direction (default: 0 1 0)"),
+                                ("--eye", None, "camera position, world units (overrides the orbit)"),
+                                ("--target", None, "point looked at (default: the shape's centre)")):
+        p.add_argument(flag, type=float, nargs=3, default=default, metavar=("X", "Y", "Z"), help=f"3D: {text}")
+    p.add_argument("--max-steps", type=_positive_int, default=DEFAULT_MAX_STEPS,
+                   help=f"3D: most steps per ray (default: {DEFAULT_MAX_STEPS})")
+    p.add_argument("--depth", default=None, metavar="PNG", help="3D: also write a depth image")
+    p.add_argument("--normal-map", default=None, metavar="PNG", help="3D: also write a normal map")
+    return parser
+
+
+def flag_of(parser: argparse.ArgumentParser, command: str, option: str) -> Optional[str]:
+    """The flag of ``command`` that sets the library option ``option`` (a config field or parameter), if any."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return next((a.option_strings[-1] for a in sub._actions
+                 if a.option_strings and (a.dest == option or a.dest.endswith(f":{option}"))), None)
