@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lipsdf.cli import main
+from lipsdf.errors import LipsdfError
 from lipsdf.geometry.io import load_shape
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -154,3 +155,39 @@ def test_bad_options_of_fit_and_eval_exit_2_in_one_line(capsys, argv):
         main(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["sample", "builtin:helix", "-o", "{tmp}/h.npz"], "(option --mode)"),
+    (["fit", "builtin:circle", "--uniform-fraction", "3", "-o", "{tmp}/o"], "(option --uniform-fraction)"),
+    (["fit", "builtin:circle", "--final-margin", "5", "-o", "{tmp}/o"], "(option --final-margin)"),
+    (["fit", "builtin:circle", "--mode", "sal", "--compile", "-o", "{tmp}/o"], "(option --compile)"),
+])
+def test_errors_name_the_flag_at_fault(tmp_path, capsys, argv, flag):
+    assert main([a.format(tmp=tmp_path) for a in argv] + ["-q"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(flag)
+
+
+def test_help_shows_the_defaults_of_the_config_objects(capsys):
+    from lipsdf.pipeline import fit_defaults
+    from lipsdf.sampling import SamplingConfig
+    from lipsdf.training import TrainingConfig
+
+    for argv in (["sample", "--help"], ["train", "--help"], ["fit", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"training points (default: {SamplingConfig().n})" in text
+    assert f"passes over the training points (default: {TrainingConfig().epochs})" in text
+    quick = fit_defaults(3, quick=True).training["epochs"]
+    assert f"(default: {fit_defaults(3).training['epochs']} in 3D, {fit_defaults(2).training['epochs']} in 2D; " \
+           f"quick: {quick}, {fit_defaults(2, quick=True).training['epochs']})" in text
+
+
+def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):
+    import lipsdf.pipeline
+
+    monkeypatch.setattr(lipsdf.pipeline, "sample", lambda *args, **kwargs: pytest.fail("sampled anyway"))
+    with pytest.raises(LipsdfError, match="width"):
+        lipsdf.pipeline.fit("builtin:circle", tmp_path / "o", model={"arch": "sll", "width": 1})
+    assert not (tmp_path / "o").exists()

@@ -129,3 +129,28 @@ def test_cuda_gives_the_cpu_values():
     x = np.random.default_rng(6).normal(size=(5000, 3)) * 10
     cpu = field(x)
     np.testing.assert_allclose(field.to("cuda")(x), cpu, atol=1e-4)
+
+
+def test_values_gradients_and_normals_in_world_and_unit_coordinates():
+    # The analytic sphere SDF through a normalisation: exact values, unit normals pointing away from the centre.
+    from query.fields import analytic_field
+
+    field = analytic_field("sphere", radius=1.0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1.5, 1.5, size=(1000, 3))
+    x = x[np.linalg.norm(x, axis=1) > 0.1]
+    np.testing.assert_allclose(field(x), np.linalg.norm(x, axis=1) - 1.0, atol=1e-6)
+    np.testing.assert_allclose(field.normals(x), x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-5)
+    unit = field.normalization.to_unit(x)
+    np.testing.assert_allclose(field(unit, unit=True) * field.normalization.scale, field(x), atol=1e-6)
+    np.testing.assert_allclose(field.gradient(unit, unit=True), field.gradient(x), atol=1e-6)
+
+
+def test_double_is_the_same_field_in_float64():
+    field = _field("sll", trained=True)
+    twin = field.double()
+    x = torch.rand(100, 3, dtype=torch.float64) * 2 - 1
+    values = twin.unit_values(x)
+    assert values.dtype == torch.float64
+    np.testing.assert_allclose(values.numpy(), field.unit_values(x.float()).double().numpy(), atol=1e-5)
+    assert next(field.module.parameters()).dtype == torch.float32  # the original is untouched

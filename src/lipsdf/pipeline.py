@@ -2,7 +2,9 @@
 
 :func:`fit` is what ``lipsdf fit`` runs. Its defaults depend on the shape's
 dimension and on ``quick`` (see :func:`fit_defaults`); every default can be
-overridden per stage.
+overridden per stage. :func:`plan_fit` resolves them all into a
+:class:`FitPlan` before any work starts; :class:`FitResult` is what a fit
+made, and its :meth:`~FitResult.to_dict` is ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lipsdf.files import atomic_output
 from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
 from lipsdf.geometry.shapes import Shape
 from lipsdf.metrics import Metrics
+from lipsdf.nn.models import build_model
 from lipsdf.query.contour import shape_contour
 from lipsdf.render import overview_picture
 from lipsdf.sampling import SamplingConfig, check_mode, sample
@@ -120,13 +123,15 @@ def plan_fit(shape: Union[PathLike, Shape], *, quick: bool = False, mode: Option
     check_mode(loaded, mode)
     defaults = fit_defaults(loaded.dim, quick)
     resolution = resolution or defaults.resolution
+    network = model_config(mode, loaded.dim, **(model or {}))
+    build_model(network)  # an impossible network (say, width 1) fails now, not after sampling
     return FitPlan(
         shape=loaded, name=shape_name(shape) if is_file else "shape", source=source_info(shape) if is_file else {},
         mode=mode,
         sampling=SamplingConfig(**{**asdict(SamplingConfig()), **defaults.sampling, **(sampling or {})}),
         training=TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 0, **defaults.training,
                                    **(training or {})}),
-        model=model_config(mode, loaded.dim, **(model or {})),
+        model=network,
         evaluation=EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
                                        **defaults.evaluation, **(evaluation or {})}),
         resolution=resolution, image_size=image_size or defaults.image_size, device=resolve_device(device),

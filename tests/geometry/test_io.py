@@ -153,3 +153,23 @@ def test_malformed_geojson_is_a_clear_error(tmp_path, content):
     path.write_text(content)
     with pytest.raises((InputFileError, GeometryError)):
         load_shape(path)
+
+
+@pytest.mark.parametrize("suffix", [".xyz", ".npz", ".ply"])
+def test_points_written_by_lipsdf_read_back(tmp_path, suffix):
+    from lipsdf.geometry.io import load_points
+
+    points = np.random.default_rng(0).normal(size=(50, 3))
+    save_points(points, tmp_path / f"p{suffix}", normals=points, scalars={"radius": np.ones(50)})
+    np.testing.assert_allclose(load_points(tmp_path / f"p{suffix}")[:, :3], points)
+
+
+def test_source_info_records_path_and_content_hash(tmp_path):
+    import hashlib
+
+    from lipsdf.geometry.io import source_info
+
+    path = tmp_path / "square.obj"
+    path.write_text("v 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\nl 1 2 3 4 1\n")
+    assert source_info(path) == {"path": str(path.resolve()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert source_info("builtin:torus") == {"path": "builtin:torus"}
