@@ -21,15 +21,17 @@ the domain, 1 near the surface, 2 on the surface).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from lipsdf.version import __version__
-from lipsdf.errors import DatasetError, InputFileError
-from lipsdf.files import PathLike, atomic_output
+from lipsdf.errors import DatasetError, InputFileError, LipsdfError
+from lipsdf.files import PathLike, atomic_output, load_npz
 from lipsdf.geometry.normalize import Normalization
 
 FORMAT = "lipsdf-dataset"
@@ -62,6 +64,7 @@ class PointDataset:
     arrays: dict[str, np.ndarray]
     normalization: Normalization
     metadata: dict = field(default_factory=dict)
+    path: Optional[Path] = field(default=None, compare=False)  # the file it was loaded from, if any
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -69,12 +72,21 @@ class PointDataset:
         missing = [k for k in REQUIRED_ARRAYS[self.mode] + TEST_ARRAYS if k not in self.arrays]
         if missing:
             raise DatasetError(f"a {self.mode} dataset needs arrays {', '.join(missing)}")
+        _check_arrays(self.arrays, self.normalization.dim)
 
     def __getattr__(self, name: str) -> np.ndarray:
         arrays = self.__dict__.get("arrays", {})
         if name in arrays:
             return arrays[name]
         raise AttributeError(name)
+
+    def digest(self) -> str:
+        """SHA-256 of the arrays: the same data, the same digest (how a resumed run checks its dataset)."""
+        digest = hashlib.sha256()
+        for name in sorted(self.arrays):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(self.arrays[name]).tobytes())
+        return digest.hexdigest()
 
     @property
     def dim(self) -> int:
@@ -113,14 +125,16 @@ class PointDataset:
         if not path.is_file():
             raise InputFileError(f"no such dataset file: {path}")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                if "metadata" not in archive.files:
-                    raise DatasetError(f"{path} is not a lipsdf dataset (no metadata); make one with `lipsdf sample`")
-                header = json.loads(str(archive["metadata"]))
-                arrays = {k: archive[k] for k in archive.files if k != "metadata"}
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
-            raise DatasetError(f"{path} is not a readable .npz dataset ({exc})") from None
-        if header.get("format") != FORMAT:
+            arrays = load_npz(path)
+        except InputFileError as exc:
+            raise DatasetError(f"{exc}; not a lipsdf dataset") from None
+        if "metadata" not in arrays:
+            raise DatasetError(f"{path} is not a lipsdf dataset (no metadata); make one with `lipsdf sample`")
+        try:
+            header = json.loads(str(arrays.pop("metadata")))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{path} has unreadable metadata ({exc})") from None
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise DatasetError(f"{path} is not a lipsdf dataset")
         version = header.get("format_version")
         if version != FORMAT_VERSION:
@@ -128,4 +142,37 @@ class PointDataset:
                 f"{path} has dataset format version {version}, this lipsdf reads version {FORMAT_VERSION}; "
                 "re-create it with `lipsdf sample`"
             )
-        return cls(header["mode"], arrays, Normalization.from_dict(header["normalization"]), header)
+        try:
+            normalization = Normalization.from_dict(header["normalization"])
+        except (KeyError, TypeError, ValueError, LipsdfError) as exc:
+            raise DatasetError(f"{path} has no valid normalisation in its metadata ({exc})") from None
+        try:
+            return cls(header.get("mode"), arrays, normalization, header, path=path)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], dim: int) -> None:
+    """Arrays that agree with each other: real numbers, finite, (n, dim) points, one value per point."""
+    for name, array in arrays.items():
+        if array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
+            raise DatasetError(f"array {name!r} must hold real numbers in 1 or 2 dimensions, got "
+                               f"{array.dtype} with shape {array.shape}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise DatasetError(f"array {name!r} holds NaN or infinite values")
+    for points, per_point in (("points", ("labels", "distances")), ("test_points", ("test_distances", "test_region")),
+                              ("surface_points", ("surface_normals",))):
+        if points not in arrays:
+            continue
+        if arrays[points].ndim != 2 or arrays[points].shape[1] != dim:
+            raise DatasetError(f"array {points!r} must be (n, {dim}) to match the normalisation, "
+                               f"got {arrays[points].shape}")
+        for name in per_point:
+            if name in arrays and len(arrays[name]) != len(arrays[points]):
+                raise DatasetError(f"array {name!r} has {len(arrays[name])} entries for "
+                                   f"{len(arrays[points])} {points.replace('_', ' ')}")
+    if "surface_normals" in arrays and arrays["surface_normals"].shape != arrays["surface_points"].shape:
+        raise DatasetError("surface normals and surface points differ in shape")
+    if "labels" in arrays and not np.isin(arrays["labels"], (-1, 1)).all():
+        raise DatasetError("labels must be -1 or +1")
+

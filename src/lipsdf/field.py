@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -208,13 +209,15 @@ class NeuralField:
             "weights": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         }
 
-    def save(self, path: PathLike) -> Path:
-        """Write the field to one ``.pt`` file, atomically; returns the path."""
+    def save(self, path: PathLike, training: Optional[dict[str, Any]] = None) -> Path:
+        """Write the field to one ``.pt`` file, atomically; returns the path. ``training``: the state a
+        checkpoint carries for resuming (see :func:`lipsdf.training.read_checkpoint`)."""
         path = Path(path)
         if path.suffix.lower() != ".pt":
             raise InputFileError(f"field files end in .pt, got {path.name}")
+        state = self.state() if training is None else dict(self.state(), training=training)
         with atomic_output(path) as tmp:
-            torch.save(self.state(), tmp)
+            torch.save(state, tmp)
         return path
 
     @classmethod
@@ -224,7 +227,9 @@ class NeuralField:
         if not path.is_file():
             raise InputFileError(f"no such field file: {path}")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols: the error says it
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for foreign or damaged files
             raise InputFileError(f"{path} is not a readable lipsdf field file ({type(exc).__name__}); "
                                  "make one with `lipsdf train`") from None
@@ -233,12 +238,9 @@ class NeuralField:
         if state.get("format_version") != FORMAT_VERSION:
             raise InputFileError(f"{path} has field format version {state.get('format_version')}, "
                                  f"this lipsdf reads version {FORMAT_VERSION}; train it again")
-        model_config = json.loads(state["model_config"])
-        model = build_model(model_config)
-        model.load_state_dict(state["weights"])
-        return cls(model, Normalization.from_dict(json.loads(state["normalization"])), model_config,
-                   kind=state["kind"], offset=state["offset"], metadata=json.loads(state["metadata"]),
-                   summary=json.loads(state["summary"]), device=device)
+        model, normalization, model_config, entries = _checked_contents(path, state)
+        return cls(model, normalization, model_config, device=device, **entries)
+
 
 
 def unit_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -250,3 +252,43 @@ def unit_vectors(vectors: np.ndarray) -> np.ndarray:
     [[0.6, 0.8], [0.0, 0.0]]
     """
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _checked_contents(path: Path, state: dict[str, Any]):
+    """The model, normalisation, model config and other entries of a field file, each checked against the
+    others before anything is built from them: a file from anywhere cannot make lipsdf allocate or run more
+    than it holds."""
+    def refuse(what: str) -> InputFileError:
+        return InputFileError(f"{path} is not a valid lipsdf field: {what}")
+
+    try:
+        model_config, normalization_data, metadata, summary = (
+            json.loads(state[key]) for key in ("model_config", "normalization", "metadata", "summary"))
+        weights, kind, offset = state["weights"], state["kind"], float(state["offset"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise refuse(f"missing or malformed entry ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model_config, dict) or not isinstance(weights, dict):
+        raise refuse("the model config or the weights are not tables")
+    if kind not in FIELD_KINDS or not np.isfinite(offset):
+        raise refuse(f"kind {kind!r} and offset {offset} are not a signed or unsigned field")
+    try:
+        normalization = Normalization.from_dict(normalization_data)
+        if model_config.get("dim") != normalization.dim:
+            raise refuse(f"the model takes {model_config.get('dim')}D input but the normalisation is "
+                         f"{normalization.dim}D")
+        with torch.device("meta"):  # the shapes the config implies, without allocating them
+            expected = {name: tuple(t.shape) for name, t in build_model(model_config).state_dict().items()}
+    except (LipsdfError, KeyError, TypeError, ValueError) as exc:
+        raise refuse(f"{exc}") from None
+    stored = {name: tuple(t.shape) if isinstance(t, torch.Tensor) else None for name, t in weights.items()}
+    if stored != expected:
+        differ = sorted(set(stored.items()) ^ set(expected.items()))[:3]
+        raise refuse(f"its weights do not match its model config ({model_config.get('arch')} "
+                     f"{model_config.get('layers')} x {model_config.get('width')}; first differences: {differ})")
+    if not all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()):
+        raise refuse("its weights hold NaN or infinite values")
+    model = build_model(model_config)
+    model.load_state_dict(weights)
+    entries = {"kind": kind, "offset": offset, "metadata": metadata if isinstance(metadata, dict) else {},
+               "summary": summary if isinstance(summary, dict) else {}}
+    return model, normalization, model_config, entries

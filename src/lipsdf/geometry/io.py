@@ -14,6 +14,8 @@ when z is constant), bare vertices make a point cloud. ``kind=`` overrides.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -21,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from lipsdf.errors import GeometryError, InputFileError
-from lipsdf.files import PathLike, atomic_output, sha256_of_file
+from lipsdf.files import PathLike, atomic_output, load_npz, sha256_of_file
 from lipsdf.geometry.primitives import BUILTIN_PREFIX, builtin_shape
 from lipsdf.geometry.shapes import KINDS, PointCloud, Polyline, Shape, TriangleMesh, as_index_array
 
@@ -113,18 +115,79 @@ def _read_medit(path: Path) -> _RawGeometry:
         raise GeometryError(f"{path} has no Vertices section")
     return _RawGeometry(
         sections["vertices"],
-        (sections.get("triangles", _empty_cells(3)) - 1).astype(np.int64),
-        (sections.get("edges", _empty_cells(2)) - 1).astype(np.int64),
+        sections.get("triangles", _empty_cells(3)) - 1,  # indices are checked (whole, in range) by the shape
+        sections.get("edges", _empty_cells(2)) - 1,
     )
+
+
+def _read_stl(path: Path) -> _RawGeometry:
+    """Binary or ASCII STL. Binary when the size is exactly 84 + 50 bytes per promised triangle; a file that
+    is neither complete binary nor ASCII (``solid ... vertex x y z ...``) is refused."""
+    data = path.read_bytes()
+    count = int.from_bytes(data[80:84], "little") if len(data) >= 84 else -1
+    if count >= 0 and len(data) == 84 + 50 * count:
+        records = np.frombuffer(data, dtype=np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)),
+                                                      ("attribute", "<u2")]), count=count, offset=84)
+        corners = records["corners"].astype(np.float64).reshape(-1, 3)
+    elif data.lstrip()[:5].lower() == b"solid":
+        numbers = re.findall(rb"vertex\s+(\S+)\s+(\S+)\s+(\S+)", data)
+        try:
+            corners = np.array(numbers, dtype=np.float64).reshape(-1, 3)
+        except ValueError:
+            raise InputFileError(f"{path}: an ASCII STL vertex is not three numbers") from None
+        if len(corners) % 3:
+            raise InputFileError(f"{path}: ASCII STL with {len(corners)} vertices, not whole triangles (truncated?)")
+    elif count >= 0:
+        raise InputFileError(f"{path}: binary STL header promises {count} triangles ({84 + 50 * count} bytes), "
+                             f"but the file has {len(data)} bytes (truncated or not an STL)")
+    else:
+        raise InputFileError(f"{path} is too short to be an STL file ({len(data)} bytes)")
+    if len(corners) == 0:
+        raise GeometryError(f"{path} has no triangles")
+    vertices, index = np.unique(corners, axis=0, return_inverse=True)  # corners shared by triangles: one vertex
+    return _RawGeometry(vertices, index.reshape(-1, 3).astype(np.int64), _empty_cells(2))
+
+
+def _check_ply_header(path: Path) -> None:
+    """Refuse a PLY whose header promises more elements than its body can hold, before a reader allocates them."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    end = head.find(b"end_header")
+    if not head.startswith(b"ply") or end < 0:
+        raise InputFileError(f"{path} is not a PLY file (no 'ply' ... 'end_header' header)")
+    body = path.stat().st_size - end
+    binary = b"binary" in head[:end]
+    sizes = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+             "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+    needed, count, row = 0, 0, 0
+    for line in head[:end].decode("ascii", "replace").splitlines() + ["element end 0"]:
+        words = line.split()
+        if words[:1] == ["element"] and len(words) >= 3:
+            needed += count * (row if binary else 2)  # ASCII: at least a digit and a separator per element
+            try:
+                count, row = int(words[2]), 0
+            except ValueError:
+                raise InputFileError(f"{path}: PLY element count {words[2]!r} is not a number") from None
+        elif words[:1] == ["property"] and len(words) >= 3:
+            row += sizes.get(words[-2] if words[1] != "list" else words[2], 1)  # a list: at least its count
+    if count < 0 or needed > body:
+        raise InputFileError(f"{path}: PLY header promises {needed} bytes of elements, but the file holds {body} "
+                             "(truncated or corrupt)")
 
 
 def _read_with_trimesh(path: Path) -> _RawGeometry:
     import trimesh
 
+    if path.suffix.lower() == ".ply":
+        _check_ply_header(path)
     try:
         loaded = trimesh.load(str(path), process=False, force=None)
     except Exception as exc:  # trimesh raises many types for malformed files
-        raise InputFileError(f"{path}: could not read as {path.suffix[1:].upper()} ({exc})") from None
+        message = " ".join(str(exc).split())[:100]
+        raise InputFileError(f"{path}: not a valid {path.suffix[1:].upper()} file ({type(exc).__name__}: "
+                             f"{message})") from None
+    if not hasattr(loaded, "vertices") and not isinstance(loaded, trimesh.Scene):
+        raise InputFileError(f"{path}: not a valid {path.suffix[1:].upper()} file (no geometry)")
     if isinstance(loaded, trimesh.Scene):
         geometries = list(loaded.geometry.values())
         if not geometries:
@@ -134,7 +197,7 @@ def _read_with_trimesh(path: Path) -> _RawGeometry:
     faces = np.asarray(getattr(loaded, "faces", _empty_cells(3)), dtype=np.int64).reshape(-1, 3)
     normals = None
     raw = getattr(loaded, "metadata", {}).get("_ply_raw", {}).get("vertex", {}).get("data")
-    if raw is not None and raw.dtype.names and {"nx", "ny", "nz"} <= set(raw.dtype.names):
+    if isinstance(raw, np.ndarray) and raw.dtype.names and {"nx", "ny", "nz"} <= set(raw.dtype.names):
         normals = np.column_stack([raw["nx"], raw["ny"], raw["nz"]]).astype(np.float64)
     if len(vertices) == 0:
         raise GeometryError(f"{path} has no vertices")
@@ -160,18 +223,18 @@ def _read_xyz(path: Path) -> _RawGeometry:
 
 
 def _read_npz(path: Path) -> _RawGeometry:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if "metadata" in keys:
-                raise InputFileError(f"{path} is a lipsdf dataset, not a shape; give the shape file it was sampled from")
-            if "points" not in keys:
-                raise InputFileError(f"{path}: a point-set .npz needs a 'points' array (found: {sorted(keys)})")
-            points = np.asarray(archive["points"], dtype=np.float64)
-            normals = np.asarray(archive["normals"], dtype=np.float64) if "normals" in keys else None
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: could not read as .npz ({exc})") from None
-    return _RawGeometry(points, _empty_cells(3), _empty_cells(2), normals)
+    arrays = load_npz(path)
+    if "metadata" in arrays:
+        raise InputFileError(f"{path} is a lipsdf dataset, not a shape; give the shape file it was sampled from")
+    if "points" not in arrays:
+        raise InputFileError(f"{path}: a point-set .npz needs a 'points' array (found: {sorted(arrays)})")
+    points, normals = arrays["points"], arrays.get("normals")
+    for name, array in (("points", points), ("normals", normals)):
+        if array is not None and (array.dtype.kind not in "fiu" or array.ndim != 2):
+            raise InputFileError(f"{path}: {name!r} must be an (n, 3) array of numbers, got {array.dtype} "
+                                 f"{array.shape}")
+    return _RawGeometry(points.astype(np.float64), _empty_cells(3), _empty_cells(2),
+                        None if normals is None else normals.astype(np.float64))
 
 
 def _read_geojson(path: Path) -> _RawGeometry:
@@ -220,7 +283,7 @@ _READERS = {
     ".mesh": _read_medit,
     ".ply": _read_with_trimesh,
     ".off": _read_with_trimesh,
-    ".stl": _read_with_trimesh,
+    ".stl": _read_stl,
     ".xyz": _read_xyz,
     ".txt": _read_xyz,
     ".npz": _read_npz,
@@ -342,7 +405,9 @@ def load_shape(path: PathLike, kind: Optional[str] = None) -> Shape:
             f"supported: {', '.join(READ_FORMATS)}"
         )
     try:
-        raw = _READERS[suffix](path)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # a damaged file's numbers overflow: the checks below say so, once
+            raw = _READERS[suffix](path)
     except UnicodeDecodeError:
         raise InputFileError(f"{path} is not a text {suffix} file") from None
     return _to_shape(raw, kind, str(path))
@@ -370,8 +435,7 @@ def load_points(path: PathLike) -> np.ndarray:
         if suffix in (".xyz", ".txt"):
             points = np.loadtxt(path, ndmin=2)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                points = np.asarray(data["points"], dtype=np.float64)
+            points = np.asarray(load_npz(path)["points"], dtype=np.float64)
         elif suffix == ".ply":
             points = load_shape(path, kind="pointcloud").points
         else:

@@ -40,6 +40,8 @@ class Normalization:
         center = np.asarray(self.center, dtype=np.float64).reshape(-1)
         if not np.isfinite(center).all() or not (np.isfinite(self.scale) and self.scale > 0):
             raise GeometryError(f"invalid normalization: center {center}, scale {self.scale}")
+        if len(center) not in (2, 3):
+            raise GeometryError(f"a normalization is 2D or 3D, got a centre of {len(center)} coordinates")
         object.__setattr__(self, "center", center)
         object.__setattr__(self, "scale", float(self.scale))
 

@@ -44,7 +44,7 @@ def as_index_array(values: np.ndarray, name: str, width: int, n_vertices: int) -
     if cells.ndim != 2 or cells.shape[1] != width:
         raise GeometryError(f"{name} must be an (m, {width}) index array, got shape {cells.shape}")
     if not np.issubdtype(cells.dtype, np.integer):
-        if not np.all(np.equal(np.mod(cells, 1), 0)):
+        if not (np.isfinite(cells).all() and np.all(np.equal(np.mod(cells, 1), 0))):
             raise GeometryError(f"{name} must hold integer vertex indices")
     cells = cells.astype(np.int64)
     if cells.min() < 0 or cells.max() >= n_vertices:
