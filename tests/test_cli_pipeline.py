@@ -147,7 +147,7 @@ def test_bad_input_to_any_command_is_one_line_status_2_and_writes_nothing(files,
 
 
 @pytest.mark.parametrize("argv", [
-    ["fit"], ["eval", "x.pt"], ["fit", "builtin:circle", "--epochs", "0"], ["fit", "builtin:circle", "--res", "-4"],
+    ["eval", "x.pt"], ["fit", "builtin:circle", "--epochs", "0"], ["fit", "builtin:circle", "--res", "-4"],
     ["eval", "x.pt", "--against", "y.obj", "--pairs", "0"], ["fit", "builtin:circle", "--mode", "fancy"],
 ])
 def test_bad_options_of_fit_and_eval_exit_2_in_one_line(capsys, argv):
@@ -191,3 +191,17 @@ def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):
     with pytest.raises(LipsdfError, match="width"):
         lipsdf.pipeline.fit("builtin:circle", tmp_path / "o", model={"arch": "sll", "width": 1})
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fit"], "give a shape to fit"),
+    (["train"], "give a dataset file"),
+    (["fit", "builtin:circle", "--resume", "somewhere"], "keeps the shape, folder and settings"),
+    (["fit", "--resume", "nowhere"], "no unfinished fit to resume"),
+])
+def test_missing_or_conflicting_inputs_are_one_line_status_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert list(tmp_path.iterdir()) == []

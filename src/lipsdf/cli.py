@@ -8,12 +8,15 @@ exit with status 2; no partial output is left behind.
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
 from lipsdf.cli_parser import EXIT_USAGE, build_parser, flag_of, given
-from lipsdf.errors import InputFileError, LipsdfError
+from lipsdf.errors import InputFileError, Interrupted, LipsdfError
 
 
 # --------------------------------------------------------------------------- commands
@@ -65,21 +68,40 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from lipsdf.dataset import PointDataset
     from lipsdf.render import preview_writer
-    from lipsdf.training import Trainer, TrainingConfig, model_config
+    from lipsdf.training import Trainer, TrainingConfig, model_config, read_checkpoint
 
-    output = _output(args.output, Path(args.dataset).with_suffix(".pt").name, (".pt",), "field file")
-    log = _output(args.log, str(output.with_suffix(".jsonl")), (".jsonl", ".csv"),
-                  "training log")
+    state = None
+    if args.resume:
+        if given(args, "training") or given(args, "model"):
+            raise LipsdfError("a resumed run keeps the settings it started with; drop the training options",
+                              option="resume")
+        config, model, state = read_checkpoint(args.resume)
+        dataset_path = args.dataset or json.loads(state["dataset"])["path"]
+        if dataset_path is None:
+            raise LipsdfError("the checkpoint does not name its dataset; give the dataset file", option="resume")
+    elif args.dataset is None:
+        raise LipsdfError("give a dataset file to train on (or --resume FIELD.pt)")
+    else:
+        dataset_path = args.dataset
+        config = TrainingConfig(**given(args, "training"), seed=args.seed, checkpoint_every=args.checkpoint_every)
+    output = _output(args.output or args.resume, Path(dataset_path).with_suffix(".pt").name, (".pt",), "field file")
+    log = _output(args.log, str(output.with_suffix(".jsonl")), (".jsonl", ".csv"), "training log")
     if args.preview:
         _output(args.preview, "", (".png",), "preview")
-    config = TrainingConfig(**given(args, "training"), seed=args.seed, checkpoint_every=args.checkpoint_every)
-    dataset = PointDataset.load(args.dataset)
-    model = model_config(dataset.mode, dataset.dim, **given(args, "model"))
+    dataset = PointDataset.load(dataset_path)
+    if state is None:
+        model = model_config(dataset.mode, dataset.dim, **given(args, "model"))
     trainer = Trainer(dataset, model, config, device=args.device, output=output, log=log, quiet=args.quiet,
-                      on_checkpoint=preview_writer(args.preview) if args.preview else None)
-    _say(args, f"{args.dataset}: {dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); training "
-               f"{model['arch']} {model['layers']} x {model['width']} with {trainer.loss_name} on {trainer.device}")
-    final = trainer.run().summary["final"]
+                      on_checkpoint=preview_writer(args.preview) if args.preview else None, resume=state)
+    _say(args, f"{dataset_path}: {dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); training "
+               f"{model['arch']} {model['layers']} x {model['width']} with {trainer.loss_name} on {trainer.device}"
+               + (f", from epoch {state['epoch']} of {config.epochs}" if state else ""))
+    try:
+        final = trainer.run().summary["final"]
+    except Interrupted as stop:
+        if stop.kept:
+            stop.kept += f"; continue with `lipsdf train --resume {output}`"
+        raise
     sign = f", sign accuracy {100 * final['sign_accuracy']:.2f}%" if "sign_accuracy" in final else ""
     _say(args, f"{final['epoch']} epochs [{final['seconds']:.1f} s]: test mean error {final['mae']:.4g} "
                f"({100 * final['mae_rel']:.2f}% of the diagonal), max {final['max_error']:.4g}{sign}\n"
@@ -214,13 +236,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from lipsdf.geometry.io import shape_name
     from lipsdf.pipeline import fit
 
-    output = Path(args.output or f"{shape_name(args.shape)}_fit")
+    options = {group: given(args, group) for group in ("sampling", "training", "model", "evaluation")}
+    if args.resume and (args.shape or args.output or any(options.values())):
+        raise LipsdfError("a resumed fit keeps the shape, folder and settings it started with; give only "
+                          "--resume OUTDIR (and --device, -q)", option="resume")
+    if not args.resume and args.shape is None:
+        raise LipsdfError("give a shape to fit (or --resume OUTDIR)")
+    output = Path(args.resume or args.output or f"{shape_name(args.shape)}_fit")
     seed = {"seed": args.seed}
-    result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind,
-                 sampling={**given(args, "sampling"), **seed}, training={**given(args, "training"), **seed},
-                 model=given(args, "model"), evaluation={**given(args, "evaluation"), **seed},
-                 resolution=args.res, image_size=args.image_size, device=args.device, quiet=args.quiet,
-                 say=lambda message: _say(args, message))
+    try:
+        result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind,
+                     sampling={**options["sampling"], **seed}, training={**options["training"], **seed},
+                     model=options["model"], evaluation={**options["evaluation"], **seed}, resolution=args.res,
+                     image_size=args.image_size, device=args.device, quiet=args.quiet,
+                     say=lambda message: _say(args, message), resume=bool(args.resume))
+    except Interrupted as stop:
+        if stop.kept:
+            stop.kept += f"; continue with `lipsdf fit --resume {output}`"
+        raise
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items() if k != "total")
     _say(args, f"{result.metrics.table()}\ndone in {result.seconds['total']:.0f} s ({stages}); everything is in "
                f"{output}/ (metrics.json, {result.files['picture'].name}, ...)")
@@ -231,9 +264,20 @@ COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "eval": cm
             "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render}
 
 
+def _stop(signal_number: int, frame) -> None:
+    """Turn Ctrl-C and SIGTERM into :class:`Interrupted`, so that every cleanup on the way up runs; further
+    signals are ignored while it does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signal_number)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
+    handlers = {number: signal.signal(number, _stop) for number in (signal.SIGINT, signal.SIGTERM)
+                if in_main_thread}
     try:
         return COMMANDS[args.command](args)
     except LipsdfError as exc:
@@ -244,9 +288,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"lipsdf: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("lipsdf: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        number = getattr(exc, "signal_number", signal.SIGINT)
+        kept = getattr(exc, "kept", "") or "nothing was written"
+        print(f"lipsdf: interrupted by {signal.Signals(number).name}; {kept}", file=sys.stderr)
+        return 128 + number
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 if __name__ == "__main__":

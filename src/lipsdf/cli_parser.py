@@ -76,9 +76,9 @@ def _fit_default(group: str, name: str, value: Any) -> str:
     return f"{values[0]} in 3D, {values[1]} in 2D; quick: {values[2]}, {values[3]}"
 
 
-def _add_config_options(p, group: str, fit: bool = False) -> None:
-    """One option per config field of ``group``. For fit, options default to absent (argparse.SUPPRESS),
-    so that only those given replace fit's shape-dependent defaults."""
+def _add_config_options(p, group: str, fit: bool = False, absent: bool = False) -> None:
+    """One option per config field of ``group``. For fit (and with ``absent``), options not given are absent
+    from the parsed arguments (argparse.SUPPRESS), so that only those given replace the defaults."""
     cls = _config_class(group)
     defaults, helps = cls(), _field_help(cls)
     prefix = "--eval-" if fit and group == "evaluation" else "--"
@@ -97,7 +97,7 @@ def _add_config_options(p, group: str, fit: bool = False) -> None:
         said = None if isinstance(value, bool) else said
         help_text = f"{helps.get(name, name)} (default: {said})" if said is not None else helps.get(name, name)
         p.add_argument(flag.replace("--", prefix, 1), dest=f"{group}:{name}", help=help_text,
-                       default=argparse.SUPPRESS if fit else (list(value) if isinstance(value, tuple) else value),
+                       default=argparse.SUPPRESS if fit or absent else (list(value) if isinstance(value, tuple) else value),
                        **kwargs)
 
 
@@ -172,9 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("train", "train a field (.pt) on a dataset",
                 "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset's "
                 "mode: hKR for signed and unsigned datasets, a distance fit for dist, SAL/SALD for sal.", [quiet])
-    p.add_argument("dataset", help="dataset file (.npz) from `lipsdf sample`")
-    _add_model_options(p)
-    _add_config_options(p, "training")
+    p.add_argument("dataset", nargs="?", help="dataset file (.npz) from `lipsdf sample` (with --resume: "
+                   "default, the one the checkpoint was trained on)")
+    p.add_argument("--resume", default=None, metavar="FIELD.pt",
+                   help="continue an interrupted run from its last checkpoint, with its own settings")
+    _add_model_options(p, fit=True)
+    _add_config_options(p, "training", absent=True)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     every = TrainingConfig().checkpoint_every
@@ -189,8 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "Fit a 1-Lipschitz distance field to a shape: sample, train, extract the contour, render a picture "
                 "and evaluate against the shape. --quick gives a preview in about a minute. The sample, train and "
                 "eval options pass through.", [shaped, quiet])
-    p.add_argument("shape", help=SHAPE_HELP)
+    p.add_argument("shape", nargs="?", help=SHAPE_HELP)
     p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
+    p.add_argument("--resume", default=None, metavar="OUTDIR",
+                   help="continue the interrupted fit in OUTDIR from its last checkpoint, with its own settings")
     p.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and epochs")
     p.add_argument("--mode", choices=MODES, default=None,
                    help="signed (default with an inside), unsigned (default otherwise), or dist/sal for the baselines")

@@ -44,3 +44,13 @@ class ModeError(LipsdfError):
 
 class DatasetError(LipsdfError):
     """A dataset file is malformed or of an unsupported format version."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM). Layers that keep something for a later
+    ``--resume`` say what in ``kept``; cleanup on the way up removes everything else."""
+
+    def __init__(self, signal_number: int = 2, kept: str = "") -> None:
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+        self.kept = kept

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field as dataclass_field
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any, Callable, Optional, Union
 
 import torch
 
-from lipsdf.errors import InputFileError
+from lipsdf.dataset import PointDataset
+from lipsdf.errors import InputFileError, Interrupted
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import atomic_output
@@ -31,9 +31,10 @@ from lipsdf.nn.models import build_model
 from lipsdf.query.contour import shape_contour
 from lipsdf.render import overview_picture
 from lipsdf.sampling import SamplingConfig, check_mode, sample
-from lipsdf.training import Trainer, TrainingConfig, model_config
+from lipsdf.training import Trainer, TrainingConfig, model_config, training_state
 
 PathLike = Union[str, Path]
+STAGING = ".lipsdf-fit"  # inside the output folder: the files of a fit under way
 
 
 @dataclass
@@ -97,6 +98,14 @@ class FitPlan:
                 "log": folder / f"{self.name}.jsonl", "contour": folder / f"{self.name}_{contour}.obj",
                 "picture": folder / f"{self.name}.png", "metrics": folder / "metrics.json"}
 
+    def to_dict(self) -> dict[str, Any]:
+        """What :func:`plan_fit` needs to resolve the same plan again (``plan.json`` of an unfinished fit)."""
+        return {"shape": self.source.get("path"), "sha256": self.source.get("sha256"), "kind": self.shape.kind,
+                "mode": self.mode, "quick": self.quick, "sampling": asdict(self.sampling),
+                "training": asdict(self.training), "evaluation": asdict(self.evaluation),
+                "model": {key: self.model[key] for key in ("arch", "layers", "width")},
+                "resolution": self.resolution, "image_size": self.image_size, "device": str(self.device)}
+
     def settings(self) -> dict[str, Any]:
         """The settings recorded in ``metrics.json``."""
         return {"shape": self.source.get("path", self.name), "mode": self.mode, "quick": self.quick,
@@ -129,7 +138,7 @@ def plan_fit(shape: Union[PathLike, Shape], *, quick: bool = False, mode: Option
         shape=loaded, name=shape_name(shape) if is_file else "shape", source=source_info(shape) if is_file else {},
         mode=mode,
         sampling=SamplingConfig(**{**asdict(SamplingConfig()), **defaults.sampling, **(sampling or {})}),
-        training=TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 0, **defaults.training,
+        training=TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 5, **defaults.training,
                                    **(training or {})}),
         model=network,
         evaluation=EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
@@ -159,7 +168,7 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
         training: Optional[dict[str, Any]] = None, model: Optional[dict[str, Any]] = None,
         resolution: Optional[int] = None, image_size: Optional[int] = None,
         evaluation: Optional[dict[str, Any]] = None, device: Optional[str] = None, quiet: bool = True,
-        say: Callable[[str], None] = lambda message: None) -> FitResult:
+        say: Callable[[str], None] = lambda message: None, resume: bool = False) -> FitResult:
     """Fit a 1-Lipschitz distance field to a shape and write everything about it into ``output``.
 
     Parameters
@@ -180,6 +189,9 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     image_size : side of the 3D picture in pixels.
     device : ``cpu`` or ``cuda`` (default: CUDA when present).
     say : called with one line per finished stage.
+    resume : continue the unfinished run in ``output`` (interrupted or killed after its first training
+        checkpoint) with the settings it started with; ``shape`` and the other settings are then ignored.
+        A resumed fit ends with the same field as an uninterrupted one (on CPU).
 
     Examples
     --------
@@ -195,25 +207,72 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputFileError(f"{output} exists and is not a folder; name a folder for the outputs", option="output")
-    plan = plan_fit(shape, quick=quick, mode=mode, kind=kind, sampling=sampling, training=training, model=model,
-                    resolution=resolution, image_size=image_size, evaluation=evaluation, device=device)
+    staging = output / STAGING
+    if resume:
+        plan = _resumed_plan(staging, device)
+    else:
+        plan = plan_fit(shape, quick=quick, mode=mode, kind=kind, sampling=sampling, training=training,
+                        model=model, resolution=resolution, image_size=image_size, evaluation=evaluation,
+                        device=device)
+        if staging.exists():
+            shutil.rmtree(staging)
+            say(f"discarded the files of an unfinished run in {staging}")
     created = not output.exists()
-    output.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        with atomic_output(staging / "plan.json") as tmp:
+            tmp.write_text(json.dumps(plan.to_dict(), indent=2))
     # Everything is written to a staging folder inside ``output`` and moved into place at the end, so a run
-    # that fails or is interrupted leaves no half of its files behind (and overwrites nothing until then).
-    staging = Path(tempfile.mkdtemp(prefix=".fit-", dir=output))
+    # that fails leaves no half of its files behind (and overwrites nothing until then). An interrupted one
+    # keeps it only once training has written a checkpoint, to resume from.
     try:
         result = _run_stages(plan, staging, quiet, say, started)
         for role, path in list(result.files.items()):
             os.replace(path, output / path.name)
             result.files[role] = output / path.name
+    except Interrupted as stop:
+        field = plan.files(staging)["field"]
+        if field.exists():
+            stop.kept = f"kept the dataset and the field's last checkpoint in {staging}, to resume from"
+        else:
+            _discard(staging, output, created)
+        raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(output.iterdir()):
-            output.rmdir()
+        _discard(staging, output, created)
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _discard(staging: Path, output: Path, created: bool) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    if created and output.is_dir() and not any(output.iterdir()):
+        output.rmdir()
+
+
+def _resumed_plan(staging: Path, device: Optional[str]) -> FitPlan:
+    """The plan of the unfinished run in ``staging``, re-resolved; its shape must not have changed."""
+    try:
+        saved = json.loads((staging / "plan.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InputFileError(f"no unfinished fit to resume in {staging.parent} (no readable "
+                             f"{STAGING}/plan.json)", option="resume") from None
+    if saved.get("shape") is None:
+        raise InputFileError("the unfinished run was started from a Shape object, not a file: fit it again",
+                             option="resume")
+    plan = plan_fit(saved["shape"], kind=saved["kind"], mode=saved["mode"], quick=saved["quick"],
+                    sampling=_tuples(saved["sampling"]), training=_tuples(saved["training"]), model=saved["model"],
+                    resolution=saved["resolution"], image_size=saved["image_size"],
+                    evaluation=_tuples(saved["evaluation"]), device=device or saved["device"])
+    if plan.source.get("sha256") != saved.get("sha256"):
+        raise InputFileError(f"{saved['shape']} changed since the unfinished run started; fit it again "
+                             "without resuming", option="resume")
+    return plan
+
+
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON gives lists where the configs hold tuples."""
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
 
 
 def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], None], started: float) -> FitResult:
@@ -225,16 +284,26 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], N
         return time.perf_counter()
 
     now = time.perf_counter()
-    dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
-    dataset.save(files["dataset"])
+    if files["dataset"].exists():  # a resumed run
+        dataset = PointDataset.load(files["dataset"])
+        say(f"resumed with the dataset of the unfinished run; {files['dataset'].name}")
+    else:
+        dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
+        dataset.save(files["dataset"])
+        say(f"sampled {len(dataset.points)} {plan.mode} points [{time.perf_counter() - now:.1f} s]; "
+            f"{files['dataset'].name}")
     now = stage("sample", now)
-    say(f"sampled {len(dataset.points)} {plan.mode} points [{seconds['sample']:.1f} s]; {files['dataset'].name}")
 
-    trainer = Trainer(dataset, plan.model, plan.training, device=str(plan.device), output=files["field"],
-                      log=files["log"], quiet=quiet)
-    say(f"training {plan.model['arch']} {plan.model['layers']} x {plan.model['width']} with "
-        f"{trainer.loss_name} for {plan.training.epochs} epochs on {trainer.device}")
-    neural_field = trainer.run()
+    state = training_state(files["field"]) if files["field"].exists() else None
+    if files["field"].exists() and state is None:  # training had finished
+        neural_field = NeuralField.load(files["field"], device=plan.device)
+    else:
+        trainer = Trainer(dataset, plan.model, plan.training, device=str(plan.device), output=files["field"],
+                          log=files["log"], quiet=quiet, resume=state)
+        say(f"training {plan.model['arch']} {plan.model['layers']} x {plan.model['width']} with "
+            f"{trainer.loss_name} for {plan.training.epochs} epochs on {trainer.device}"
+            + (f", from epoch {state['epoch']}" if state else ""))
+        neural_field = trainer.run()
     now = stage("train", now)
     final = neural_field.summary["final"]
     say(f"trained [{seconds['train']:.1f} s]: test mean error {100 * final['mae_rel']:.2f}% of the diagonal; "

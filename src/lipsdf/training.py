@@ -29,15 +29,16 @@ import csv
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from lipsdf.dataset import PointDataset
-from lipsdf.errors import LipsdfError, ModeError
+from lipsdf.errors import InputFileError, Interrupted, LipsdfError, ModeError
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import PathLike
 from lipsdf.losses import DEFAULT_LOSS, FIT_NORMS, LOSSES, Batch, losses_for
@@ -177,15 +178,17 @@ def model_config(mode: str, dim: int, arch: Optional[str] = None, layers: Option
 class EpochLog:
     """One record per epoch, appended to a ``.jsonl`` or ``.csv`` file as training goes."""
 
-    def __init__(self, path: Optional[PathLike]) -> None:
+    def __init__(self, path: Optional[PathLike], records: Sequence[dict[str, Any]] = ()) -> None:
         self.path = Path(path) if path is not None else None
         self.records: list[dict[str, Any]] = []
         if self.path is not None:
             if self.path.suffix.lower() not in (".jsonl", ".csv"):
-                raise LipsdfError(f"training log {self.path} must end in .jsonl or .csv")
+                raise LipsdfError(f"training log {self.path} must end in .jsonl or .csv", option="log")
             if not self.path.parent.is_dir():
-                raise LipsdfError(f"log directory {self.path.parent} does not exist; create it first")
+                raise LipsdfError(f"log directory {self.path.parent} does not exist; create it first", option="log")
             self.path.write_text("")
+        for record in records:  # a resumed run's log restarts from its checkpoint's records
+            self.write(record)
 
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -237,6 +240,8 @@ class _Run:
     steps_per_epoch: int
     started: float
     step: int = 0
+    first_epoch: int = 0
+    checkpointed: int = 0  # the epoch of the last checkpoint written
     good_state: Optional[dict[str, torch.Tensor]] = None
 
 
@@ -259,6 +264,11 @@ class Trainer:
     callback : called with each epoch's log record (e.g. to plot progress live).
     on_checkpoint : called with the field, the epoch and whether it is the last, at each checkpoint and at
         the end (e.g. :func:`lipsdf.render.preview_writer` draws the field each time).
+    resume : a checkpoint's training state (:func:`read_checkpoint`): the run continues from it, with its
+        optimiser state, schedules and random state, and ends with the same weights as an uninterrupted run.
+
+    Checkpoints before the last epoch carry the training state, so that a killed run can resume; the
+    final field file does not.
 
     Examples
     --------
@@ -280,6 +290,7 @@ class Trainer:
     quiet: bool = True
     callback: Optional[Callable[[dict[str, Any]], None]] = None
     on_checkpoint: Optional[Checkpoint] = None
+    resume: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
         mode = self.dataset.mode
@@ -309,11 +320,17 @@ class Trainer:
         """Train; returns the field (also written to ``output`` when given)."""
         run = self._start()
         with progress_bar(self.config.epochs, "training", quiet=self.quiet, unit="epoch") as bar:
-            for epoch in range(self.config.epochs):
-                mean_loss = self._train_epoch(run, epoch)
-                field, record = self._end_epoch(run, epoch, mean_loss)
-                bar.update(1)
-                bar.set_postfix_str(f"loss {mean_loss:.4g}, test MAE {record['mae']:.3g}")
+            bar.update(run.first_epoch)
+            try:
+                for epoch in range(run.first_epoch, self.config.epochs):
+                    mean_loss = self._train_epoch(run, epoch)
+                    field, record = self._end_epoch(run, epoch, mean_loss)
+                    bar.update(1)
+                    bar.set_postfix_str(f"loss {mean_loss:.4g}, test MAE {record['mae']:.3g}")
+            except Interrupted as stop:
+                if not stop.kept and self.output is not None and run.checkpointed:
+                    stop.kept = f"kept the checkpoint of epoch {run.checkpointed} in {self.output}"
+                raise
         return field
 
     def _start(self) -> _Run:
@@ -330,9 +347,23 @@ class Trainer:
         batch = min(config.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         schedule = Schedule(config, steps_per_epoch * config.epochs)
-        log = EpochLog(self.log)  # after everything that can reject the inputs, so no stray log is left
+        if self.resume is None:
+            log = EpochLog(self.log)  # after everything that can reject the inputs, so no stray log is left
+            return _Run(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
+                        time.perf_counter())
+        state = self.resume
+        if json.loads(state["dataset"])["digest"] != self.dataset.digest():
+            raise LipsdfError("this dataset is not the one the checkpoint was trained on; resume with that one",
+                              option="resume")
+        model.load_state_dict(state["weights"])
+        optimiser.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].to(generator.get_state().device))
+        torch.set_rng_state(state["torch_rng"])
+        log = EpochLog(self.log, json.loads(state["log"]))
         return _Run(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
-                    time.perf_counter())
+                    time.perf_counter() - float(state["seconds"]), step=int(state["step"]),
+                    first_epoch=int(state["epoch"]), checkpointed=int(state["epoch"]),
+                    good_state=copy.deepcopy(model.state_dict()))
 
     def _train_epoch(self, run: _Run, epoch: int) -> float:
         """One pass over the shuffled points; returns the mean loss (the epoch's one device sync)."""
@@ -375,8 +406,18 @@ class Trainer:
         last = epoch + 1 == self.config.epochs
         if last or (self.config.checkpoint_every and (epoch + 1) % self.config.checkpoint_every == 0):
             field.summary = self._summary(record, run.log, complete=last)
-            self._write(field, epoch + 1, last)
+            self._write(field, epoch + 1, last, None if last else self._training_state(run, epoch + 1))
+            run.checkpointed = epoch + 1
         return field, record
+
+    def _training_state(self, run: _Run, epochs_done: int) -> dict[str, Any]:
+        """Everything a resumed run needs beyond the weights (tensors and plain values only)."""
+        return {"epoch": epochs_done, "step": run.step, "optimizer": run.optimiser.state_dict(),
+                "generator": run.generator.get_state().cpu(), "torch_rng": torch.get_rng_state(),
+                "log": json.dumps(run.log.records), "seconds": time.perf_counter() - run.started,
+                "config": json.dumps(asdict(self.config)), "model_config": json.dumps(self.model_config),
+                "dataset": json.dumps({"path": None if self.dataset.path is None else str(self.dataset.path),
+                                       "digest": self.dataset.digest()})}
 
     def _compiled(self, model: torch.nn.Module) -> torch.nn.Module:
         """``torch.compile(model)`` for the steps; the field keeps the plain model (same parameters)."""
@@ -414,9 +455,9 @@ class Trainer:
             "best_mae": min(r["mae"] for r in log.records),
         }
 
-    def _write(self, field: NeuralField, epoch: int, last: bool) -> None:
+    def _write(self, field: NeuralField, epoch: int, last: bool, training: Optional[dict[str, Any]]) -> None:
         if self.output is not None:
-            field.save(self.output)
+            field.save(self.output, training=training)
         if self.on_checkpoint is not None:
             self.on_checkpoint(field, epoch, last)
 
@@ -432,6 +473,38 @@ class Trainer:
             kept = f"; kept the field of epoch {epoch} in {self.output}"
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {loss}){kept}; "
                                "try a smaller learning rate or hinge weight (lam)", option="lr")
+
+
+def read_checkpoint(path: PathLike) -> tuple[TrainingConfig, dict[str, Any], dict[str, Any]]:
+    """The training config, model config and training state of an unfinished run's checkpoint, to pass to
+    ``Trainer(..., resume=state)``; a complete field or a foreign file is a clear error.
+
+    The checkpoint is first loaded as a field (every check of :meth:`NeuralField.load`), then its training
+    state is read with ``weights_only=True``.
+    """
+    state = training_state(path)
+    if state is None:
+        raise InputFileError(f"{path} is a finished field, not a checkpoint of an unfinished run: nothing to "
+                             "resume", option="resume")
+    try:
+        return TrainingConfig(**json.loads(state["config"])), json.loads(state["model_config"]), state
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputFileError(f"{path} has a malformed training state ({type(exc).__name__}: {exc})",
+                             option="resume") from None
+
+
+def training_state(path: PathLike) -> Optional[dict[str, Any]]:
+    """The training state (with the weights) of a checkpoint, or None for a finished field."""
+    NeuralField.load(path)  # every check of a field file first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        contents = torch.load(path, map_location="cpu", weights_only=True)
+    state = contents.get("training")
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        raise InputFileError(f"{path} has a malformed training state", option="resume")
+    return dict(state, weights=contents["weights"])
 
 
 def _finite(model: torch.nn.Module) -> bool:
