@@ -276,10 +276,15 @@ def _checked_contents(path: Path, state: dict[str, Any]):
         if model_config.get("dim") != normalization.dim:
             raise refuse(f"the model takes {model_config.get('dim')}D input but the normalisation is "
                          f"{normalization.dim}D")
-        with torch.device("meta"):  # the shapes the config implies, without allocating them
-            expected = {name: tuple(t.shape) for name, t in build_model(model_config).state_dict().items()}
+        stored_size = sum(t.numel() for t in weights.values() if isinstance(t, torch.Tensor))
+        implied_size = int(model_config.get("layers", 1)) * int(model_config.get("width", 1)) ** 2
+        if implied_size > 4 * stored_size + 100_000:  # every network here holds about layers x width^2 numbers
+            raise refuse(f"its weights do not match its model config ({stored_size} numbers stored for "
+                         f"{model_config.get('layers')} layers of width {model_config.get('width')})")
+        model = build_model(model_config)
     except (LipsdfError, KeyError, TypeError, ValueError) as exc:
         raise refuse(f"{exc}") from None
+    expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     stored = {name: tuple(t.shape) if isinstance(t, torch.Tensor) else None for name, t in weights.items()}
     if stored != expected:
         differ = sorted(set(stored.items()) ^ set(expected.items()))[:3]
@@ -287,7 +292,6 @@ def _checked_contents(path: Path, state: dict[str, Any]):
                      f"{model_config.get('layers')} x {model_config.get('width')}; first differences: {differ})")
     if not all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()):
         raise refuse("its weights hold NaN or infinite values")
-    model = build_model(model_config)
     model.load_state_dict(weights)
     entries = {"kind": kind, "offset": offset, "metadata": metadata if isinstance(metadata, dict) else {},
                "summary": summary if isinstance(summary, dict) else {}}
