@@ -36,6 +36,7 @@ LAYERS = [
     ["lipsdf.query.project", "lipsdf.query.skeleton", "lipsdf.query.trace"],
     ["lipsdf.query"],
     ["lipsdf.evaluate", "lipsdf.render"],
+    ["lipsdf.collection"],
     ["lipsdf.pipeline"],
     ["lipsdf.cli_parser"],
     ["lipsdf.cli"],

@@ -75,15 +75,30 @@ def test_fit_that_fails_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
     import lipsdf.pipeline
 
     def fail(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise LipsdfError("the evaluation failed")
 
-    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", fail)  # interrupted at the last stage
-    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 130
+    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", fail)  # failed at the last stage
+    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 2
     assert not (tmp_path / "out").exists()
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "mine.txt").write_text("user data")
-    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "kept"), *TINY_FIT]) == 130
+    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "kept"), *TINY_FIT]) == 2
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["mine.txt"]
+
+
+def test_fit_interrupted_after_training_keeps_its_staging_to_resume(tmp_path, capsys, monkeypatch):
+    import lipsdf.pipeline
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", stop)
+    assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 130
+    assert "continue with `lipsdf fit --resume" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".lipsdf-fit"]
+    monkeypatch.undo()
+    assert main(["fit", "--resume", str(tmp_path / "out"), "-q"]) == 0  # training is not redone: the field is final
+    assert (tmp_path / "out" / "metrics.json").is_file() and not (tmp_path / "out" / ".lipsdf-fit").exists()
 
 
 # --------------------------------------------------------------------------- bad input, every command

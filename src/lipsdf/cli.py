@@ -98,8 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                + (f", from epoch {state['epoch']} of {config.epochs}" if state else ""))
     try:
         final = trainer.run().summary["final"]
-    except Interrupted as stop:
-        if stop.kept:
+    except KeyboardInterrupt as stop:
+        if getattr(stop, "kept", ""):
             stop.kept += f"; continue with `lipsdf train --resume {output}`"
         raise
     sign = f", sign accuracy {100 * final['sign_accuracy']:.2f}%" if "sign_accuracy" in final else ""
@@ -250,8 +250,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
                      model=options["model"], evaluation={**options["evaluation"], **seed}, resolution=args.res,
                      image_size=args.image_size, device=args.device, quiet=args.quiet,
                      say=lambda message: _say(args, message), resume=bool(args.resume))
-    except Interrupted as stop:
-        if stop.kept:
+    except KeyboardInterrupt as stop:
+        if getattr(stop, "kept", ""):
             stop.kept += f"; continue with `lipsdf fit --resume {output}`"
         raise
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items() if k != "total")
@@ -260,7 +260,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "eval": cmd_eval, "mesh": cmd_mesh,
+def cmd_fit_many(args: argparse.Namespace) -> int:
+    from lipsdf.collection import summary_table
+    from lipsdf.pipeline import fit_many
+
+    options = {group: given(args, group) for group in ("sampling", "training", "model", "evaluation")}
+    seed = {"seed": args.seed}
+    rows = fit_many(args.inputs, args.output, workers=args.workers, engine=args.engine, ray_address=args.ray_address,
+                    quick=args.quick, mode=args.mode, kind=args.kind, sampling={**options["sampling"], **seed},
+                    training={**options["training"], **seed}, model=options["model"],
+                    evaluation={**options["evaluation"], **seed}, resolution=args.res, image_size=args.image_size,
+                    device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))
+    failed = sum(row.status == "failed" for row in rows)
+    _say(args, f"{summary_table(rows)}{len(rows) - failed} of {len(rows)} shapes fitted or up to date; "
+               f"summary in {Path(args.output) / 'summary.csv'} and summary.md")
+    return 1 if failed else 0
+
+
+COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "fit-many": cmd_fit_many, "eval": cmd_eval, "mesh": cmd_mesh,
             "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render}
 
 

@@ -188,28 +188,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")
     p.add_argument("-o", "--output", default=None, help="field file (default: DATASET.pt)")
 
+    fit_options = _Parser(add_help=False)
+    fit_options.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and "
+                             "epochs")
+    fit_options.add_argument("--mode", choices=MODES, default=None, help="signed (default with an inside), unsigned "
+                             "(default otherwise), or dist/sal for the baselines")
+    fit_options.add_argument("--res", type=_positive_int, default=None, help=f"contour grid, vertices along the "
+                             f"longest side (default: {fit_defaults(3).resolution} in 3D, {fit_defaults(2).resolution} "
+                             f"in 2D; quick: {fit_defaults(3, True).resolution}, {fit_defaults(2, True).resolution})")
+    fit_options.add_argument("--image-size", type=_positive_int, default=None, help=f"3D picture side in pixels "
+                             f"(default: {fit_defaults(3).image_size}; quick: {fit_defaults(3, True).image_size})")
+    fit_options.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    for group, title in (("sampling", "sample"), ("training", "train"), ("evaluation", "eval")):
+        options = fit_options.add_argument_group(f"{group} (as in `lipsdf {title}`)")
+        if group == "training":
+            _add_model_options(options, fit=True)
+        _add_config_options(options, group, fit=True)
     p = command("fit", "shape to field in one command: sample, train, contour, render, eval",
                 "Fit a 1-Lipschitz distance field to a shape: sample, train, extract the contour, render a picture "
                 "and evaluate against the shape. --quick gives a preview in about a minute. The sample, train and "
-                "eval options pass through.", [shaped, quiet])
+                "eval options pass through.", [shaped, quiet, fit_options])
     p.add_argument("shape", nargs="?", help=SHAPE_HELP)
     p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
     p.add_argument("--resume", default=None, metavar="OUTDIR",
                    help="continue the interrupted fit in OUTDIR from its last checkpoint, with its own settings")
-    p.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and epochs")
-    p.add_argument("--mode", choices=MODES, default=None,
-                   help="signed (default with an inside), unsigned (default otherwise), or dist/sal for the baselines")
-    p.add_argument("--res", type=_positive_int, default=None, help=f"contour grid, vertices along the longest side "
-                   f"(default: {fit_defaults(3).resolution} in 3D, {fit_defaults(2).resolution} in 2D; quick: "
-                   f"{fit_defaults(3, True).resolution}, {fit_defaults(2, True).resolution})")
-    p.add_argument("--image-size", type=_positive_int, default=None, help=f"3D picture side in pixels (default: "
-                   f"{fit_defaults(3).image_size}; quick: {fit_defaults(3, True).image_size})")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    for group, title in (("sampling", "sample"), ("training", "train"), ("evaluation", "eval")):
-        options = p.add_argument_group(f"{group} (as in `lipsdf {title}`)")
-        if group == "training":
-            _add_model_options(options, fit=True)
-        _add_config_options(options, group, fit=True)
+    p = command("fit-many", "fit a collection of shapes in parallel (local cores, GPUs, or Ray)",
+                "Fit every shape of a collection into OUTDIR/NAME/, exactly as `lipsdf fit` would, on a pool of "
+                "local worker processes or as Ray tasks. Reruns skip the shapes whose outputs are complete and were "
+                "made from the same input and settings, and resume interrupted ones. Writes OUTDIR/summary.csv and "
+                "summary.md; exit status 1 when some shape failed.", [shaped, quiet, fit_options])
+    p.add_argument("inputs", nargs="+", help="shape files, builtin:NAME, folders (searched recursively) or "
+                   "manifests (.csv with a path column, or .txt with a path per line; key=value options after it)")
+    p.add_argument("-o", "--output", required=True, help="the collection's folder, made if missing")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="shapes fitted at once (default: one per GPU with several, else half the cores)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: worker processes on this machine (default); ray: one Ray task per shape")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join: auto, or host:port (default: the running instance, or a local one)")
 
     p = command("eval", "measure a field against the shape it approximates",
                 "Measure a field against ground truth: distance errors and sign accuracy on uniform and near-surface "

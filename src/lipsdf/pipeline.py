@@ -9,18 +9,22 @@ made, and its :meth:`~FitResult.to_dict` is ``metrics.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import time
 from dataclasses import asdict, dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 
+from lipsdf.collection import Row, fingerprint
 from lipsdf.dataset import PointDataset
-from lipsdf.errors import InputFileError, Interrupted
+from lipsdf.errors import InputFileError, LipsdfError
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import atomic_output
@@ -28,6 +32,7 @@ from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
 from lipsdf.geometry.shapes import Shape
 from lipsdf.metrics import Metrics
 from lipsdf.nn.models import build_model
+from lipsdf.progress import progress_bar
 from lipsdf.query.contour import shape_contour
 from lipsdf.render import overview_picture
 from lipsdf.sampling import SamplingConfig, check_mode, sample
@@ -157,10 +162,12 @@ class FitResult:
     seconds: dict[str, float]
     settings: dict[str, Any]
     files: dict[str, Path] = dataclass_field(default_factory=dict)
+    fingerprint: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.fingerprint is None else {"fingerprint": self.fingerprint}
         return {**self.metrics.to_dict(), "seconds": self.seconds, "settings": self.settings,
-                "files": {role: path.name for role, path in self.files.items()}}
+                "files": {role: path.name for role, path in self.files.items()}, **extra}
 
 
 def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False, mode: Optional[str] = None,
@@ -168,7 +175,8 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
         training: Optional[dict[str, Any]] = None, model: Optional[dict[str, Any]] = None,
         resolution: Optional[int] = None, image_size: Optional[int] = None,
         evaluation: Optional[dict[str, Any]] = None, device: Optional[str] = None, quiet: bool = True,
-        say: Callable[[str], None] = lambda message: None, resume: bool = False) -> FitResult:
+        say: Callable[[str], None] = lambda message: None, resume: bool = False,
+        fingerprint: Optional[str] = None) -> FitResult:
     """Fit a 1-Lipschitz distance field to a shape and write everything about it into ``output``.
 
     Parameters
@@ -192,6 +200,8 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     resume : continue the unfinished run in ``output`` (interrupted or killed after its first training
         checkpoint) with the settings it started with; ``shape`` and the other settings are then ignored.
         A resumed fit ends with the same field as an uninterrupted one (on CPU).
+    fingerprint : recorded in ``metrics.json`` (and the staging folder's ``plan.json``); ``fit_many`` keeps
+        there the digest of the input and settings, to skip shapes that are up to date.
 
     Examples
     --------
@@ -221,19 +231,19 @@ def fit(shape: Union[PathLike, Shape], output: PathLike, *, quick: bool = False,
     staging.mkdir(parents=True, exist_ok=True)
     if not resume:
         with atomic_output(staging / "plan.json") as tmp:
-            tmp.write_text(json.dumps(plan.to_dict(), indent=2))
+            tmp.write_text(json.dumps(dict(plan.to_dict(), fingerprint=fingerprint), indent=2))
     # Everything is written to a staging folder inside ``output`` and moved into place at the end, so a run
     # that fails leaves no half of its files behind (and overwrites nothing until then). An interrupted one
     # keeps it only once training has written a checkpoint, to resume from.
     try:
-        result = _run_stages(plan, staging, quiet, say, started)
+        result = _run_stages(plan, staging, quiet, say, started, fingerprint)
         for role, path in list(result.files.items()):
             os.replace(path, output / path.name)
             result.files[role] = output / path.name
-    except Interrupted as stop:
+    except KeyboardInterrupt as stop:  # Ctrl-C, or Interrupted (a signal) from the command line
         field = plan.files(staging)["field"]
         if field.exists():
-            stop.kept = f"kept the dataset and the field's last checkpoint in {staging}, to resume from"
+            stop.kept = f"kept the dataset and the field (or its last checkpoint) in {staging}"
         else:
             _discard(staging, output, created)
         raise
@@ -275,7 +285,8 @@ def _tuples(values: dict[str, Any]) -> dict[str, Any]:
     return {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
 
 
-def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], None], started: float) -> FitResult:
+def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], None], started: float,
+                fingerprint: Optional[str] = None) -> FitResult:
     files = plan.files(folder)
     seconds: dict[str, float] = {}
 
@@ -325,7 +336,227 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], N
     metrics = evaluate_field(neural_field, plan.shape, plan.evaluation, contour=contour)
     stage("eval", now)
     result = FitResult(neural_field, metrics, dict(seconds, total=round(time.perf_counter() - started, 2)),
-                       plan.settings(), files)
+                       plan.settings(), files, fingerprint)
     with atomic_output(files["metrics"]) as tmp:
         tmp.write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+# --------------------------------------------------------------------------- collections
+
+
+ENGINES = ("local", "ray")
+
+
+def fit_many(inputs: Sequence[PathLike], output: PathLike, *, workers: Optional[int] = None, engine: str = "local",
+             ray_address: Optional[str] = None, quick: bool = False, mode: Optional[str] = None,
+             kind: Optional[str] = None, sampling: Optional[dict[str, Any]] = None,
+             training: Optional[dict[str, Any]] = None, model: Optional[dict[str, Any]] = None,
+             resolution: Optional[int] = None, image_size: Optional[int] = None,
+             evaluation: Optional[dict[str, Any]] = None, device: Optional[str] = None, quiet: bool = True,
+             say: Callable[[str], None] = lambda message: None) -> list[Row]:
+    """Fit every shape of a collection, each into ``output/NAME/`` exactly as :func:`fit` would, in parallel.
+
+    Parameters
+    ----------
+    inputs : shape files, ``builtin:NAME``, folders (searched recursively) and manifests (``.csv`` with a
+        ``path`` column, or ``.txt``, one path per line), with per-shape options; see :mod:`lipsdf.collection`.
+    output : the folder that gets one folder per shape, ``summary.csv`` and ``summary.md``.
+    workers : shapes fitted at once (default: one per GPU when there are several, else half the cores).
+        Locally each worker process gets ``cores / workers`` torch threads, and with several GPUs one GPU.
+    engine : ``local`` (a pool of worker processes on this machine) or ``ray`` (one Ray task per shape).
+    ray_address : the Ray cluster to join (``auto``, or ``host:port``); default: the running instance, or
+        a new local one. Tasks write their outputs to ``output`` where they run, so on a cluster ``output``
+        must be storage that every node sees.
+    quick, mode, kind, sampling, training, model, resolution, image_size, evaluation, device : as in
+        :func:`fit`, for every shape; a manifest's per-shape options replace them.
+
+    Returns
+    -------
+    One :class:`~lipsdf.collection.Row` per input, in input order: ``done``, ``skipped`` (its outputs are
+    complete and were made from the same input and settings: the fingerprint in its ``metrics.json``)
+    or ``failed`` (with the reason). A bad input fails alone; the others go on. An interrupted run keeps
+    the shapes finished so far and the checkpoints of those under way, which a rerun resumes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     rows = fit_many(["builtin:circle", "missing.obj"], folder, workers=1, quick=True,
+    ...                     sampling={"n": 1000, "n_test": 200}, training={"epochs": 1}, resolution=32,
+    ...                     evaluation={"n_uniform": 200, "n_near": 200, "n_pairs": 200, "n_surface": 200})
+    >>> [(row.name, row.status) for row in rows]
+    [('circle', 'done'), ('missing', 'failed')]
+    """
+    from lipsdf.collection import find_inputs, split_options, write_summary
+
+    if engine not in ENGINES:
+        raise LipsdfError(f"unknown engine {engine!r}; choose local or ray", option="engine")
+    if workers is not None and workers < 1:
+        raise LipsdfError(f"workers must be at least 1, got {workers}", option="workers")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputFileError(f"{output} exists and is not a folder; name a folder for the outputs", option="output")
+    items, missing = find_inputs(inputs, exclude=output)
+    if not items and not missing:
+        raise LipsdfError("no shape found in the inputs (files of a readable format, folders holding some, or "
+                          "manifests)", option="inputs")
+    common = {"quick": quick, "mode": mode, "kind": kind, "sampling": dict(sampling or {}),
+              "training": dict(training or {}), "model": dict(model or {}), "evaluation": dict(evaluation or {}),
+              "resolution": resolution, "image_size": image_size}
+    config_fields = {"sampling": [f.name for f in dataclasses.fields(SamplingConfig)],
+                     "training": [f.name for f in dataclasses.fields(TrainingConfig)],
+                     "evaluation": [f.name for f in dataclasses.fields(EvaluationConfig)]}
+    rows = {item.name: Row(item.name, "failed", input=item.source, reason=item.options["reason"]) for item in missing}
+    order = [item.name for item in items] + [item.name for item in missing]
+    tasks = []
+    output.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        folder = output / item.name
+        try:
+            own = split_options(item.options, config_fields)
+            keywords = {key: {**value, **own.get(key, {})} if isinstance(value, dict) else own.get(key, value)
+                        for key, value in common.items()}
+            digest = fingerprint(item.source, keywords)
+        except (LipsdfError, OSError) as exc:
+            rows[item.name] = Row(item.name, "failed", input=item.source, reason=str(exc))
+            continue
+        finished = _up_to_date(folder, digest)
+        if finished is not None:
+            rows[item.name] = Row.from_metrics(item.name, "skipped", item.source, finished)
+            continue
+        tasks.append({"name": item.name, "source": item.source, "output": str(folder), "keywords": keywords,
+                      "device": device, "fingerprint": digest, "resume": _resumable(folder, digest)})
+    skipped = sum(row.status == "skipped" for row in rows.values())
+    say(f"{len(items) + len(missing)} inputs: {len(tasks)} to fit, {skipped} up to date, {len(missing)} missing; "
+        f"engine {engine}")
+    workers = workers or _default_workers()
+    run = _run_ray if engine == "ray" else _run_local
+    try:
+        with progress_bar(len(tasks), "fitting shapes", quiet=quiet, unit="shape") as bar:
+            for row in run(tasks, workers, ray_address):
+                rows[row.name] = row
+                bar.update(1)
+                say(f"{row.name}: {row.status}" + (f" ({row.reason})" if row.reason else
+                                                   f" in {row.seconds:.0f} s, Chamfer L1 "
+                                                   f"{100 * (row.chamfer_l1_rel or 0):.3f}%"))
+    finally:  # also when interrupted: the summary of what is finished
+        ordered = [rows[name] for name in order if name in rows]
+        write_summary(ordered, output)
+    return ordered
+
+
+def _default_workers() -> int:
+    gpus = torch.cuda.device_count()
+    return gpus if gpus > 1 else max(1, (os.cpu_count() or 1) // 2)
+
+
+def _up_to_date(folder: Path, digest: str) -> Optional[dict[str, Any]]:
+    """The metrics of a finished fit in ``folder`` made from the same input and settings, else None."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    complete = all((folder / name).is_file() for name in metrics.get("files", {}).values())
+    return metrics if complete and metrics.get("fingerprint") == digest else None
+
+
+def _resumable(folder: Path, digest: str) -> bool:
+    try:
+        return json.loads((folder / STAGING / "plan.json").read_text()).get("fingerprint") == digest
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _fit_task(task: dict[str, Any]) -> Row:
+    """Fit one shape of a collection (in a worker process or a Ray task); failures become rows."""
+    started = time.perf_counter()
+    global _BUSY
+    _BUSY = True
+    try:
+        result = fit(task["source"], task["output"], device=task["device"], quiet=True,
+                     fingerprint=task["fingerprint"], resume=task["resume"], **task["keywords"])
+        return Row.from_metrics(task["name"], "done", task["source"], result.to_dict())
+    except KeyboardInterrupt:  # the run is being stopped: fit has kept its checkpoint; leave quietly
+        os._exit(128 + signal.SIGTERM)
+    except (LipsdfError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, LipsdfError) else f"{exc.strerror or exc}: {exc.filename or ''}"
+    except Exception as exc:  # noqa: BLE001 - one shape's failure must not stop the others
+        reason = f"{type(exc).__name__}: {exc}"
+    finally:
+        _BUSY = False
+    return Row(task["name"], "failed", round(time.perf_counter() - started, 2), input=task["source"],
+               reason=" ".join(reason.split()))
+
+
+def _init_worker(threads: int, gpus) -> None:
+    """A local worker: its share of the cores, its own GPU, and SIGTERM as a clean stop."""
+    torch.set_num_threads(threads)
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())  # before this process first touches CUDA
+    signal.signal(signal.SIGTERM, _stop_worker)
+    signal.signal(signal.SIGINT, _stop_worker)
+
+
+_BUSY = False  # whether this worker process is fitting a shape
+
+
+def _stop_worker(signal_number: int, frame) -> None:
+    if _BUSY:
+        raise KeyboardInterrupt  # fit's cleanup runs, and keeps a checkpoint for the rerun to resume
+    os._exit(128 + signal_number)  # idle: nothing to clean up
+
+
+def _run_local(tasks: list[dict[str, Any]], workers: int, ray_address: Optional[str]) -> Iterator[Row]:
+    """A pool of ``workers`` processes (spawned: torch does not survive a fork), one shape per task."""
+    if not tasks:
+        return
+    workers = min(workers, len(tasks))
+    context = multiprocessing.get_context("spawn")
+    gpus = None
+    if torch.cuda.device_count() > 1:
+        gpus = context.Queue()
+        for index in range(torch.cuda.device_count()):
+            gpus.put(index)
+    pool = context.Pool(workers, initializer=_init_worker,
+                        initargs=(max(1, (os.cpu_count() or 1) // workers), gpus))
+    try:
+        yield from pool.imap_unordered(_fit_task, tasks)
+    except BaseException:
+        pool.terminate()  # SIGTERM: workers still fitting keep their checkpoints
+        raise
+    finally:
+        pool.close()
+        pool.join()
+
+
+def _run_ray(tasks: list[dict[str, Any]], workers: int, ray_address: Optional[str]) -> Iterator[Row]:
+    """One Ray task per shape, at most ``workers`` at once, each declaring its CPUs (and a GPU when the
+    cluster has any); results come back as they finish."""
+    try:
+        import ray
+    except ImportError:
+        raise LipsdfError("the ray engine needs Ray: pip install 'lipsdf[ray]'", option="engine") from None
+    if not tasks:
+        return
+    if not ray.is_initialized():
+        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    resources = ray.cluster_resources()
+    threads = max(1, int(resources.get("CPU", 1) // workers))
+    remote = ray.remote(_ray_task).options(num_cpus=threads, num_gpus=1 if resources.get("GPU", 0) >= 1 else 0,
+                                           max_retries=0)
+    waiting, running = list(tasks), []
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                running.append(remote.remote(waiting.pop(0), threads))
+            finished, running = ray.wait(running, num_returns=1)
+            yield ray.get(finished[0])
+    finally:
+        for reference in running:
+            ray.cancel(reference)
+
+
+def _ray_task(task: dict[str, Any], threads: int) -> Row:
+    torch.set_num_threads(threads)
+    return _fit_task(task)

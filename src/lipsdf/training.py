@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from lipsdf.dataset import PointDataset
-from lipsdf.errors import InputFileError, Interrupted, LipsdfError, ModeError
+from lipsdf.errors import InputFileError, LipsdfError, ModeError
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import PathLike
 from lipsdf.losses import DEFAULT_LOSS, FIT_NORMS, LOSSES, Batch, losses_for
@@ -327,8 +327,8 @@ class Trainer:
                     field, record = self._end_epoch(run, epoch, mean_loss)
                     bar.update(1)
                     bar.set_postfix_str(f"loss {mean_loss:.4g}, test MAE {record['mae']:.3g}")
-            except Interrupted as stop:
-                if not stop.kept and self.output is not None and run.checkpointed:
+            except KeyboardInterrupt as stop:
+                if not getattr(stop, "kept", "") and self.output is not None and run.checkpointed:
                     stop.kept = f"kept the checkpoint of epoch {run.checkpointed} in {self.output}"
                 raise
         return field
