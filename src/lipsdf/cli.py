@@ -27,9 +27,9 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(message)
 
 
-def _output(given: Optional[str], default: str, suffixes: Sequence[str], what: str) -> Path:
-    """An output path (the one given, or ``default``), checked before any work: right suffix, existing folder."""
-    path = Path(given or default)
+def _output(chosen: Optional[str], default: str, suffixes: Sequence[str], what: str) -> Path:
+    """An output path (the one chosen, or ``default``), checked before any work: right suffix, existing folder."""
+    path = Path(chosen or default)
     if path.suffix.lower() not in suffixes:
         raise InputFileError(f"{what} {path} must end in {' or '.join(suffixes)}")
     if not path.parent.is_dir():
@@ -277,8 +277,8 @@ def cmd_fit_many(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "fit-many": cmd_fit_many, "eval": cmd_eval, "mesh": cmd_mesh,
-            "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render}
+COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "fit-many": cmd_fit_many, "eval": cmd_eval,
+            "mesh": cmd_mesh, "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render}
 
 
 def _stop(signal_number: int, frame) -> None:

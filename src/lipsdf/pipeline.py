@@ -437,9 +437,13 @@ def fit_many(inputs: Sequence[PathLike], output: PathLike, *, workers: Optional[
             for row in run(tasks, workers, ray_address):
                 rows[row.name] = row
                 bar.update(1)
+                chamfer = "no contour" if row.chamfer_l1_rel is None else f"Chamfer L1 {100 * row.chamfer_l1_rel:.3f}%"
                 say(f"{row.name}: {row.status}" + (f" ({row.reason})" if row.reason else
-                                                   f" in {row.seconds:.0f} s, Chamfer L1 "
-                                                   f"{100 * (row.chamfer_l1_rel or 0):.3f}%"))
+                                                   f" in {row.seconds:.0f} s, {chamfer}"))
+    except KeyboardInterrupt as stop:
+        stop.kept = (f"kept the shapes finished so far and the checkpoints of those under way in {output}; "
+                     "the same command again continues")
+        raise
     finally:  # also when interrupted: the summary of what is finished
         ordered = [rows[name] for name in order if name in rows]
         write_summary(ordered, output)
