@@ -10,8 +10,11 @@ Every contender is SLL 20 x 128 (1-Lipschitz by construction) trained with `lips
 * hkr: the default (inside/outside labels);
 * dist-l1: L1 fit to the exact signed distance (no eikonal term: a 1-Lipschitz network needs none);
 * dist-l1+hinge (lam): the L1 fit plus hKR's hinge on the distance's sign, ``lam relu(margin - y f)``,
-  with the lipsdf recipe's margin and lambda schedules. This loss is an experiment defined here, not
-  (yet) a lipsdf loss.
+  with the lipsdf recipe's margin and lambda schedules;
+* dist-relative: ``|f - d| / (|d| + 0.01)``, an L1 fit that weighs the errors near the surface most;
+* hkr, final margin 0.001: hKR whose margin shrinks to a tenth of its start instead of a quarter.
+
+The fit+hinge and relative losses are experiments defined here, not (yet) lipsdf losses.
 
 Writes benchmarks/results/accuracy_levers.json and .md.
 """
@@ -40,16 +43,23 @@ def _fit_with_hinge(model, batch):
     return distance_fit_loss(values, batch.targets, "l1") + batch.lam * torch.relu(batch.margin - labels * values).mean()
 
 
+def _relative_fit(model, batch):
+    return ((model(batch.points) - batch.targets).abs() / (batch.targets.abs() + 0.01)).mean()
+
+
 CONTENDERS = {
     "hkr": {"mode": "signed"},
     "dist-l1": {"mode": "dist", "training": {"loss": "fit", "eikonal": 0.0}},
     "dist-l1+hinge (lam 100)": {"mode": "dist", "training": {"loss": "fit_hinge", "lam": 100.0}},
     "dist-l1+hinge (lam 10)": {"mode": "dist", "training": {"loss": "fit_hinge", "lam": 10.0}},
+    "dist-relative": {"mode": "dist", "training": {"loss": "fit_relative"}},
+    "hkr, final margin 0.001": {"mode": "signed", "training": {"final_margin": 0.001}},
 }
 
 
 def main() -> None:
     LOSSES["fit_hinge"] = Loss(("dist",), _fit_with_hinge)
+    LOSSES["fit_relative"] = Loss(("dist",), _relative_fit)
     rows = {}
     for name, options in CONTENDERS.items():
         with tempfile.TemporaryDirectory() as folder:

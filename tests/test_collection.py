@@ -34,7 +34,8 @@ def test_manifests_give_paths_relative_to_themselves_with_options(tmp_path):
         csv.writer(handle).writerows([["path", "lr", "eval_n_pairs", "sigma"], ["ring.obj", "0.002", "500", ""]])
     items, _ = find_inputs([tmp_path / "list.txt", tmp_path / "list.csv"])
     assert [item.source for item in items] == [str(tmp_path / "ring.obj"), "builtin:torus", str(tmp_path / "ring.obj")]
-    assert items[0].options == {"epochs": 3, "mode": "unsigned"} and items[2].options == {"lr": 0.002, "eval_n_pairs": 500}
+    assert items[0].options == {"epochs": 3, "mode": "unsigned"}
+    assert items[2].options == {"lr": 0.002, "eval_n_pairs": 500}
     names = [item.name for item in items]
     assert names[1] == "torus" and names[0] != names[2] and all(n.startswith("ring-") for n in (names[0], names[2]))
     assert names == [item.name for item in find_inputs([tmp_path / "list.txt", tmp_path / "list.csv"])[0]]
@@ -42,9 +43,10 @@ def test_manifests_give_paths_relative_to_themselves_with_options(tmp_path):
 
 def test_per_shape_options_go_to_their_config():
     fields = {"sampling": ["n", "near_sigmas"], "training": ["epochs", "lr"], "evaluation": ["n_pairs"]}
-    keywords = split_options({"n": 10, "epochs": 3, "width": 8, "eval_n_pairs": 5, "mode": "unsigned"}, fields)
-    assert keywords == {"sampling": {"n": 10}, "training": {"epochs": 3}, "model": {"width": 8},
-                        "evaluation": {"n_pairs": 5}, "mode": "unsigned"}
+    keywords = split_options({"n": 10, "epochs": 3, "width": 8, "eval_n_pairs": 5, "mode": "unsigned", "seed": 7},
+                             fields)
+    assert keywords == {"sampling": {"n": 10, "seed": 7}, "training": {"epochs": 3, "seed": 7}, "model": {"width": 8},
+                        "evaluation": {"n_pairs": 5, "seed": 7}, "mode": "unsigned"}
     with pytest.raises(LipsdfError, match="unknown per-shape option 'colour'"):
         split_options({"colour": "red"}, fields)
 

@@ -121,8 +121,9 @@ def test_a_field_whose_metadata_disagrees_with_its_tensors_is_refused(tmp_path, 
     state = torch.load(seeds["field"], weights_only=True)
     edit(state)
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(InputFileError, match=message):
+    with pytest.raises(InputFileError, match=message) as error:
         NeuralField.load(tmp_path / "bad.pt")
+    assert str(error.value).count("is not a valid lipsdf field") == 1
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -97,7 +97,7 @@ def _add_config_options(p, group: str, fit: bool = False, absent: bool = False) 
         said = None if isinstance(value, bool) else said
         help_text = f"{helps.get(name, name)} (default: {said})" if said is not None else helps.get(name, name)
         p.add_argument(flag.replace("--", prefix, 1), dest=f"{group}:{name}", help=help_text,
-                       default=argparse.SUPPRESS if fit or absent else (list(value) if isinstance(value, tuple) else value),
+                       default=argparse.SUPPRESS if fit or absent else list(value) if isinstance(value, tuple) else value,
                        **kwargs)
 
 

@@ -27,7 +27,7 @@ from lipsdf.geometry.io import READ_FORMATS, shape_name
 from lipsdf.geometry.primitives import BUILTIN_PREFIX
 from lipsdf.version import __version__
 
-TOP_LEVEL_OPTIONS = ("mode", "kind", "quick", "seed", "resolution", "image_size")
+TOP_LEVEL_OPTIONS = ("mode", "kind", "quick", "resolution", "image_size")
 MODEL_OPTIONS = ("arch", "layers", "width")
 SUMMARY_COLUMNS = ("name", "status", "seconds", "chamfer_l1_rel", "hausdorff_rel", "normal_consistency", "mae_rel",
                    "max_pair_ratio", "input", "reason")
@@ -143,7 +143,8 @@ def _named(items: list[Item]) -> list[Item]:
         stem = shape_name(item.source)
         if stems[stem] > 1:
             where = item.source if item.source.startswith(BUILTIN_PREFIX) else str(Path(item.source).resolve())
-            stem = f"{stem}-{hashlib.sha256((where + json.dumps(item.options, sort_keys=True)).encode()).hexdigest()[:8]}"
+            key = where + json.dumps(item.options, sort_keys=True)
+            stem = f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
         item.name = stem
     return items
 
@@ -155,6 +156,9 @@ def split_options(options: dict[str, Any], config_fields: dict[str, Sequence[str
     for key, value in options.items():
         if key in TOP_LEVEL_OPTIONS:
             keywords[key] = value
+        elif key == "seed":  # one seed for sampling, training and evaluation, as the command line does
+            for group in ("sampling", "training", "evaluation"):
+                keywords[group]["seed"] = value
         elif key in MODEL_OPTIONS:
             keywords["model"][key] = value
         elif key.startswith("eval_") and key[5:] in config_fields["evaluation"]:

@@ -282,6 +282,8 @@ def _checked_contents(path: Path, state: dict[str, Any]):
             raise refuse(f"its weights do not match its model config ({stored_size} numbers stored for "
                          f"{model_config.get('layers')} layers of width {model_config.get('width')})")
         model = build_model(model_config)
+    except InputFileError:
+        raise
     except (LipsdfError, KeyError, TypeError, ValueError) as exc:
         raise refuse(f"{exc}") from None
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}

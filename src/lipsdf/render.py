@@ -259,5 +259,5 @@ def overview_picture(field: NeuralField, path: PathLike, image_size: int = 512, 
         plot_field_map(field, path, resolution=min(resolution, 512))
         return Path(path)
     centre, radius = shape_framing(field)
-    camera = orbit_camera(centre, radius, width=image_size, height=image_size)
-    return save_image(shade(trace_image(field, camera), camera), path)
+    render_traced(field, orbit_camera(centre, radius, width=image_size, height=image_size), path)
+    return Path(path)

@@ -307,7 +307,8 @@ class Trainer:
         self.loss = LOSSES[self.loss_name]
         self.model_config = dict(self.model_config or model_config(mode, self.dataset.dim))
         if self.model_config.get("dim", self.dataset.dim) != self.dataset.dim:
-            raise LipsdfError(f"the model takes {self.model_config['dim']}D input but the dataset is {self.dataset.dim}D")
+            raise LipsdfError(f"the model takes {self.model_config['dim']}D input but the dataset is "
+                              f"{self.dataset.dim}D")
         self.model_config["dim"] = self.dataset.dim
         self.device = resolve_device(self.device)
         signed_truth = bool(self.dataset.metadata.get("signed_truth", True))
