@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lipsdf.dataset import MODES
     from lipsdf.field import DEFAULT_BATCH_SIZE
     from lipsdf.geometry.shapes import KINDS
-    from lipsdf.pipeline import fit_defaults
+    from lipsdf.pipeline import ENGINES, fit_defaults
     from lipsdf.query.contour import DEFAULT_RESOLUTION
     from lipsdf.query.skeleton import DEFAULT_RESOLUTION as SKELETON_RESOLUTION, DEFAULT_THRESHOLD
     from lipsdf.query.trace import DEFAULT_MAX_STEPS
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the collection's folder, made if missing")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="shapes fitted at once (default: one per GPU with several, else half the cores)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="local: worker processes on this machine (default); ray: one Ray task per shape")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="the Ray cluster to join: auto, or host:port (default: the running instance, or a local one)")
