@@ -2,6 +2,7 @@
 kept; and a killed run resumed from its checkpoint ends with the same weights as an uninterrupted one."""
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -163,3 +164,20 @@ def test_a_read_only_output_folder_is_one_clear_line(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Read-only file system" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_fit_many_keeps_checkpoints_that_a_rerun_resumes(tmp_path):
+    args = ["fit-many", "builtin:circle", "builtin:rectangle", "-o", "out", "--workers", 1, *FIT]
+    process = _start(args, tmp_path)
+    log = tmp_path / "out" / "circle" / ".lipsdf-fit" / "circle.jsonl"
+    _wait_until(lambda: _lines(log) >= 7, process)  # a checkpoint every 5 epochs
+    code, err = _stop(process, signal.SIGTERM)
+    assert code == 143 and err.count("\n") == 1 and "the same command again continues" in err
+    assert (tmp_path / "out" / "circle" / ".lipsdf-fit" / "circle.pt").is_file()  # kept, for the rerun
+    rerun = subprocess.run([sys.executable, "-m", "lipsdf", *map(str, args)], cwd=tmp_path, env=ENV,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    metrics = json.loads((tmp_path / "out" / "circle" / "metrics.json").read_text())
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "out" / "circle" / "circle.jsonl").read_text().splitlines()]
+    assert epochs == list(range(1, 31)) and metrics["fingerprint"]  # one log, resumed, not restarted
+    assert not (tmp_path / "out" / "circle" / ".lipsdf-fit").exists()

@@ -10,11 +10,13 @@ made, and its :meth:`~FitResult.to_dict` is ``metrics.json``.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field as dataclass_field
 from pathlib import Path
@@ -503,6 +505,7 @@ def _init_worker(threads: int, gpus) -> None:
 
 
 _BUSY = False  # whether this worker process is fitting a shape
+_TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
 
 
 def _stop_worker(signal_number: int, frame) -> None:
@@ -516,6 +519,10 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, ray_address: Optional[
     if not tasks:
         return
     workers = min(workers, len(tasks))
+    # A worker stopped while it holds a queue lock leaves a semaphore that multiprocessing's resource tracker
+    # unlinks at exit, warning in several stderr lines; the tracker is a child interpreter, so it is told by -W.
+    if _TRACKER_WARNING not in sys.warnoptions:
+        sys.warnoptions.append(_TRACKER_WARNING)
     context = multiprocessing.get_context("spawn")
     gpus = None
     if torch.cuda.device_count() > 1:
@@ -532,6 +539,8 @@ def _run_local(tasks: list[dict[str, Any]], workers: int, ray_address: Optional[
     finally:
         pool.close()
         pool.join()
+        del pool
+        gc.collect()  # finalise the pool's queues now rather than at interpreter exit
 
 
 def _run_ray(tasks: list[dict[str, Any]], workers: int, ray_address: Optional[str]) -> Iterator[Row]:
