@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lipsdf.cli import main
-from lipsdf.collection import Item, find_inputs, fingerprint, split_options
+from lipsdf.collection import find_inputs, fingerprint, split_options
 from lipsdf.errors import LipsdfError
 from lipsdf.geometry.io import save_shape
 from lipsdf.geometry.primitives import circle, sphere

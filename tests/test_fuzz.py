@@ -5,8 +5,6 @@ time; ``LIPSDF_FUZZ_EXAMPLES`` raises their number, and ``benchmarks/robustness.
 """
 
 import os
-import subprocess
-import sys
 import zipfile
 
 import numpy as np

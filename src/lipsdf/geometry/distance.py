@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.normals import oriented_normals_and_areas
-from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
+from lipsdf.geometry.shapes import Polyline, Shape, TriangleMesh
 from lipsdf.geometry.winding import (DEFAULT_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
                                      polyline_winding_kernel)
 
