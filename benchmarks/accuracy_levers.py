@@ -1,28 +1,29 @@
-"""First accuracy levers for issue 12, measured on the same runs: what the loss does at lipsdf fit's 2D budget.
+"""The accuracy ablation: each lever of lipsdf's default recipe, measured on the same runs.
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/accuracy_levers.py
+    .venv/bin/python benchmarks/accuracy_levers.py [NAME ...]
 
-Every contender is SLL 20 x 128 (1-Lipschitz by construction) trained with `lipsdf fit`'s 2D defaults
-(60k points, 40 epochs, batch 2048, lr 1e-3) on the France outline, and differs only in its loss:
+Every row is one `lipsdf fit` of the France outline (2D) or the Stanford bunny (3D) that differs from the
+row it builds on in one lever: the loss, the learning rate, the final hKR margin, the network's width (and
+the epochs that the same time buys), the activation, the batch size, the near-surface sampling. All rows
+are SLL networks, 1-Lipschitz by construction. The starting point is the old default: SLL 20 x 128, hKR,
+lr 1e-3 (2D) or 5e-4 (3D), 60k points and 40 epochs (2D), 200k points and 50 epochs (3D).
 
-* hkr: the default (inside/outside labels);
-* dist-l1: L1 fit to the exact signed distance (no eikonal term: a 1-Lipschitz network needs none);
-* dist-l1+hinge (lam): the L1 fit plus hKR's hinge on the distance's sign, ``lam relu(margin - y f)``,
-  with the lipsdf recipe's margin and lambda schedules;
-* dist-relative: ``|f - d| / (|d| + 0.01)``, an L1 fit that weighs the errors near the surface most;
-* hkr, final margin 0.001: hKR whose margin shrinks to a tenth of its start instead of a quarter.
+Two losses here are experiments, not lipsdf losses: ``fit-hkr-hinge``, the L1 distance fit plus hKR's
+plain hinge ``relu(margin - y f)`` (which no 1-Lipschitz field can satisfy within the margin of the
+surface), and ``fit-relative``, ``|f - d| / (|d| + 0.01)``. lipsdf's ``fit-hinge`` caps the hinge's demand
+at ``|d|`` (see :func:`lipsdf.losses.sign_hinge_loss`).
 
-The fit+hinge and relative losses are experiments defined here, not (yet) lipsdf losses.
-
-Writes benchmarks/results/accuracy_levers.json and .md.
+Results are kept in benchmarks/results/accuracy_levers.json (a run of some rows replaces only those) and
+written as a table to benchmarks/results/accuracy_levers.md.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,63 +34,129 @@ from lipsdf.losses import LOSSES, Loss, distance_fit_loss
 from lipsdf.pipeline import fit
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPE = ROOT.parent / "shared" / "data" / "polylines2d" / "fra.obj"
+DATA = ROOT.parent / "shared" / "data"
+FRANCE = DATA / "polylines2d" / "fra.obj"
+BUNNY = DATA / "meshes" / "stanford-bunny.obj"
 RESULTS = ROOT / "benchmarks" / "results"
 
+OLD_2D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 1e-3, "epochs": 40}}
+OLD_3D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 5e-4, "epochs": 50}}
 
-def _fit_with_hinge(model, batch):
+
+def _with(base: dict, **changes) -> dict:
+    """``base`` fit options with some model / training / sampling entries (or the mode) changed."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in base.items()}
+    for group, values in changes.items():
+        out[group] = {**out.get(group, {}), **values} if isinstance(values, dict) else values
+    return out
+
+
+def _dist(base: dict, **training) -> dict:
+    """A loss on exact distances (the ``dist`` datasets these rows were first measured on)."""
+    return _with(base, training=training, mode="dist")
+
+
+# name -> (shape, lever, fit options)
+CONTENDERS = {
+    "old default (hKR, 20 x 128, lr 1e-3)": (FRANCE, "baseline", OLD_2D),
+    "lr 3e-3": (FRANCE, "learning rate", _with(OLD_2D, training={"lr": 3e-3})),
+    "lr 1e-2": (FRANCE, "learning rate", _with(OLD_2D, training={"lr": 1e-2})),
+    "lr 2e-2": (FRANCE, "learning rate", _with(OLD_2D, training={"lr": 2e-2})),
+    "lr 1e-2, final margin 1e-3": (FRANCE, "margin", _with(OLD_2D, training={"lr": 1e-2, "final_margin": 1e-3})),
+    "final margin 1e-3 (lr 1e-3)": (FRANCE, "margin", _with(OLD_2D, training={"final_margin": 1e-3})),
+    "Softplus(100) activation": (FRANCE, "activation", _with(OLD_2D, model={"activation": "softplus"})),
+    "near-surface sigmas 0.002, 0.01, 0.05": (FRANCE, "sampling",
+                                              _with(OLD_2D, sampling={"near_sigmas": (0.002, 0.01, 0.05)})),
+    "batch 512, 10 epochs (same steps)": (FRANCE, "batch", _with(OLD_2D, training={"batch_size": 512,
+                                                                                    "epochs": 10})),
+    "batch 512, 20 epochs, lr 5e-3": (FRANCE, "batch", _with(OLD_2D, training={"batch_size": 512, "epochs": 20,
+                                                                                "lr": 5e-3})),
+    "width 64 (same epochs: 1/3 of the time)": (FRANCE, "width", _with(OLD_2D, model={"width": 64})),
+    "width 64, 120 epochs, lr 5e-3 (same time)": (FRANCE, "width", _with(OLD_2D, model={"width": 64},
+                                                                          training={"lr": 5e-3, "epochs": 120})),
+    "L1 distance fit (lr 1e-3)": (FRANCE, "loss", _dist(OLD_2D, loss="fit", eikonal=0.0)),
+    "L1 fit + plain hKR hinge, lam 100": (FRANCE, "loss", _dist(OLD_2D, loss="fit-hkr-hinge")),
+    "L1 fit + plain hKR hinge, lam 10": (FRANCE, "loss", _dist(OLD_2D, loss="fit-hkr-hinge", lam=10.0)),
+    "relative L1 fit": (FRANCE, "loss", _dist(OLD_2D, loss="fit-relative")),
+    "fit-hinge (lr 1e-3)": (FRANCE, "loss", _dist(OLD_2D, loss="fit-hinge")),
+    "L1 distance fit, lr 5e-3": (FRANCE, "loss", _dist(OLD_2D, loss="fit", eikonal=0.0, lr=5e-3)),
+    "fit-hinge, lr 5e-3": (FRANCE, "loss", _dist(OLD_2D, loss="fit-hinge", lr=5e-3)),
+    "fit-hinge, width 64, 120 epochs, lr 5e-3": (FRANCE, "all", _with(
+        _dist(OLD_2D, loss="fit-hinge", lr=5e-3, epochs=120), model={"width": 64})),
+    "fit-hinge, width 64, 120 epochs, lr 1e-2": (FRANCE, "all", _with(
+        _dist(OLD_2D, loss="fit-hinge", lr=1e-2, epochs=120), model={"width": 64})),
+    "new default: `lipsdf fit` (signed data with distances)": (FRANCE, "default", {}),
+    "bunny: old default (hKR, 20 x 128, lr 5e-4)": (BUNNY, "baseline", OLD_3D),
+    "bunny: lr 1e-2": (BUNNY, "learning rate", _with(OLD_3D, training={"lr": 1e-2})),
+    "bunny: fit-hinge, width 64, 150 epochs, lr 5e-3": (BUNNY, "all", _with(
+        _dist(OLD_3D, loss="fit-hinge", lr=5e-3, epochs=150), model={"width": 64})),
+    "bunny: new default: `lipsdf fit`": (BUNNY, "default", {}),
+}
+
+
+def _fit_with_plain_hinge(model, batch):
     values = model(batch.points)
     labels = torch.where(batch.targets < 0, -1.0, 1.0)
-    return distance_fit_loss(values, batch.targets, "l1") + batch.lam * torch.relu(batch.margin - labels * values).mean()
+    return (distance_fit_loss(values, batch.targets, "l1")
+            + batch.lam * torch.relu(batch.margin - labels * values).mean())
 
 
 def _relative_fit(model, batch):
     return ((model(batch.points) - batch.targets).abs() / (batch.targets.abs() + 0.01)).mean()
 
 
-CONTENDERS = {
-    "hkr": {"mode": "signed"},
-    "dist-l1": {"mode": "dist", "training": {"loss": "fit", "eikonal": 0.0}},
-    "dist-l1+hinge (lam 100)": {"mode": "dist", "training": {"loss": "fit_hinge", "lam": 100.0}},
-    "dist-l1+hinge (lam 10)": {"mode": "dist", "training": {"loss": "fit_hinge", "lam": 10.0}},
-    "dist-relative": {"mode": "dist", "training": {"loss": "fit_relative"}},
-    "hkr, final margin 0.001": {"mode": "signed", "training": {"final_margin": 0.001}},
-}
+def run(name: str) -> dict:
+    shape, lever, options = CONTENDERS[name]
+    options = dict(options)
+    mode = options.pop("mode", None)
+    with tempfile.TemporaryDirectory() as folder:
+        metrics = fit(shape, folder, mode=mode, **options).to_dict()
+    surface = metrics["surface"] or {}
+    return {"shape": shape.stem, "lever": lever, "train_seconds": metrics["seconds"]["train"],
+            "chamfer_l1_rel": surface.get("chamfer_l1_rel"), "hausdorff_rel": surface.get("hausdorff_rel"),
+            "normal_consistency": surface.get("normal_consistency"),
+            "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"],
+            "mae_near_rel": metrics["distance"]["near"]["mae_rel"],
+            "sign_accuracy_near": metrics["distance"]["near"]["sign_accuracy"],
+            "gradient_norm_median": metrics["gradient_norm"]["median"],
+            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d")}
 
 
-def main() -> None:
-    LOSSES["fit_hinge"] = Loss(("dist",), _fit_with_hinge)
-    LOSSES["fit_relative"] = Loss(("dist",), _relative_fit)
-    rows = {}
-    for name, options in CONTENDERS.items():
-        with tempfile.TemporaryDirectory() as folder:
-            metrics = fit(SHAPE, folder, **options).to_dict()
-        surface = metrics["surface"] or {}
-        rows[name] = {"train_seconds": metrics["seconds"]["train"], "chamfer_l1_rel": surface.get("chamfer_l1_rel"),
-                      "hausdorff_rel": surface.get("hausdorff_rel"),
-                      "normal_consistency": surface.get("normal_consistency"),
-                      "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"],
-                      "mae_near_rel": metrics["distance"]["near"]["mae_rel"],
-                      "sign_accuracy_near": metrics["distance"]["near"]["sign_accuracy"],
-                      "gradient_norm_median": metrics["gradient_norm"]["median"],
-                      "max_pair_ratio": metrics["lipschitz"]["max_ratio"]}
-        print(name, rows[name], flush=True)
-    out = {"machine": f"{platform.machine()}, torch {torch.__version__}, CPU", "date": time.strftime("%Y-%m-%d"),
-           "shape": "France (polylines2d/fra.obj)", "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "accuracy_levers.json").write_text(json.dumps(out, indent=2))
-    lines = ["# Accuracy levers: the loss, at `lipsdf fit`'s 2D budget (first measurements for issue 12)", "",
-             f"{out['machine']}; run on {out['date']}; France outline; SLL 20 x 128, 60k points, 40 epochs, "
-             "batch 2048, lr 1e-3 for every row; only the loss differs. Lengths are % of the diagonal.", "",
-             "| loss | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | MAE near | sign acc. near | "
-             "grad norm median | largest pair ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['train_seconds']:.0f} | {100 * r['chamfer_l1_rel']:.3f}% | "
+def write(out: dict) -> None:
+    (RESULTS / "accuracy_levers.json").write_text(json.dumps(out, indent=2) + "\n")
+    lines = ["# Accuracy levers: what each change of the recipe did, on the same runs", "",
+             f"{out['machine']}. `python benchmarks/accuracy_levers.py`. Every row is one `lipsdf fit` that differs "
+             "from the old default (first row of each shape) as its name says; SLL throughout, so every field is "
+             "1-Lipschitz by construction. Lengths are % of the diagonal. Rows marked * shared the CPU with other "
+             "work, so their training time is inflated (their quality is not affected).", "",
+             "| shape | change | lever | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | MAE near | "
+             "sign acc. near | grad norm median | largest pair ratio |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in out["rows"].items():
+        seconds = f"{r['train_seconds']:.0f}" + (" *" if r.get("shared_cpu") else "")
+        lines.append(f"| {r['shape']} | {name} | {r['lever']} | {seconds} | {100 * r['chamfer_l1_rel']:.3f}% | "
                      f"{100 * r['hausdorff_rel']:.2f}% | {r['normal_consistency']:.3f} | "
                      f"{100 * r['mae_uniform_rel']:.2f}% | {100 * r['mae_near_rel']:.2f}% | "
                      f"{100 * r['sign_accuracy_near']:.1f}% | {r['gradient_norm_median']:.2f} | "
                      f"{r['max_pair_ratio']:.4f} |")
     (RESULTS / "accuracy_levers.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    LOSSES["fit-hkr-hinge"] = Loss(("dist",), _fit_with_plain_hinge)
+    LOSSES["fit-relative"] = Loss(("dist",), _relative_fit)
+    names = sys.argv[1:] or list(CONTENDERS)
+    unknown = set(names) - set(CONTENDERS)
+    if unknown:
+        sys.exit(f"unknown rows {sorted(unknown)}; choose from {list(CONTENDERS)}")
+    stored = RESULTS / "accuracy_levers.json"
+    out = json.loads(stored.read_text()) if stored.exists() else {"rows": {}}
+    out["machine"] = f"{platform.machine()}, torch {torch.__version__}, CPU"
+    for name in names:
+        out["rows"][name] = run(name)
+        print(name, out["rows"][name], flush=True)
+        out["rows"] = {key: out["rows"][key] for key in CONTENDERS if key in out["rows"]}
+        write(out)
 
 
 if __name__ == "__main__":

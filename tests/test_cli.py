@@ -90,11 +90,11 @@ def test_train_writes_field_log_and_preview(tmp_path, circle_dataset, capsys):
 
     field = NeuralField.load(out)
     assert field.model_config == {"arch": "sll", "dim": 2, "layers": 3, "width": 16}
-    assert field.summary["epochs"] == 3 and field.summary["loss"] == "hkr"
+    assert field.summary["epochs"] == 3 and field.summary["loss"] == "fit-hinge"
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 4
     assert (tmp_path / "c.png").is_file()
     printed = capsys.readouterr().out
-    assert "training sll 3 x 16 with hkr" in printed and "test mean error" in printed
+    assert "training sll 3 x 16 with fit-hinge" in printed and "test mean error" in printed
 
 
 def test_train_defaults_name_outputs_after_the_dataset(tmp_path, circle_dataset, monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lipsdf.errors import LipsdfError
-from lipsdf.losses import (distance_fit_loss, eikonal_loss, hkr_loss, input_gradient, sal_loss,
+from lipsdf.losses import (LOSSES, default_loss, losses_for, sign_hinge_loss, distance_fit_loss, eikonal_loss, hkr_loss, input_gradient, sal_loss,
                            sald_gradient_loss)
 
 
@@ -58,3 +58,21 @@ def test_distance_fit_norms():
     assert float(distance_fit_loss(values, truth, "mse")) == pytest.approx(5.0 / 3.0)
     with pytest.raises(LipsdfError, match="l1 or mse"):
         distance_fit_loss(values, truth, "huber")
+
+
+def test_sign_hinge_is_zero_at_the_exact_distance_and_charges_wrong_signs_near_the_surface():
+    torch.manual_seed(0)
+    d = torch.randn(10_000) * 0.1
+    assert float(sign_hinge_loss(d, d, margin=0.01)) == 0.0
+    assert float(sign_hinge_loss(d.abs(), d.abs(), margin=0.01)) == 0.0  # unsigned distances
+    flipped = -d
+    expected = torch.relu(torch.clamp(d.abs(), max=0.01) + d.abs()).mean()  # a wrong sign costs |d| + min(m, |d|)
+    torch.testing.assert_close(sign_hinge_loss(flipped, d, margin=0.01), expected)
+
+
+def test_default_loss_follows_the_data_and_the_network():
+    assert default_loss("signed") == default_loss("unsigned") == default_loss("dist") == "fit-hinge"
+    assert default_loss("signed", distances=False) == "hkr"  # a point cloud: labels only
+    assert default_loss("dist", lipschitz=False) == "fit"  # the baselines keep the eikonal term
+    assert "fit-hinge" not in losses_for("signed", distances=False)
+    assert LOSSES["hkr"].targets == "labels" and LOSSES["fit-hinge"].targets == "distances"

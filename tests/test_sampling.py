@@ -33,6 +33,28 @@ def test_dist_mode_distances_are_exact():
     np.testing.assert_allclose(data.world("distances"), expected, atol=1e-5 * data.normalization.scale)
 
 
+def test_signed_mode_keeps_exact_distances_that_agree_with_the_labels():
+    data = sample(box((2.0, 1.0, 1.0)), "signed", **SMALL)
+    expected = box_sdf(data.world("points"), np.array([1.0, 0.5, 0.5]))
+    np.testing.assert_allclose(data.world("distances"), expected, atol=1e-5 * data.normalization.scale)
+    assert np.all(np.sign(data.distances[data.distances != 0]) == data.labels[data.distances != 0])
+
+
+def test_unsigned_mode_keeps_exact_unsigned_distances():
+    data = sample(rectangle(2.0, 1.0), "unsigned", **SMALL)
+    expected = np.abs(box_sdf(data.world("points"), np.array([1.0, 0.5])))
+    np.testing.assert_allclose(data.world("distances"), expected, atol=1e-5)
+    assert np.all(data.distances[data.labels == -1] == 0)
+
+
+def test_point_clouds_have_labels_but_no_exact_distances():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(500, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    data = sample(PointCloud(points, normals=points), "signed", n=2000, n_test=400, seed=0)
+    assert "labels" in data.arrays and "distances" not in data.arrays
+
+
 def test_unsigned_mode_separates_surface_from_elsewhere():
     data = sample(helix(), "unsigned", **SMALL)
     assert (data.labels == -1).sum() == 2000

@@ -10,6 +10,7 @@ import torch
 from lipsdf.errors import LipsdfError, ModeError
 from lipsdf.field import NeuralField
 from lipsdf.geometry.primitives import circle, helix, sphere
+from lipsdf.geometry.shapes import PointCloud
 from lipsdf.losses import LOSSES
 from lipsdf.render import preview_writer
 from lipsdf.sampling import sample
@@ -41,7 +42,7 @@ def test_signed_hkr_converges_to_the_analytic_sdf(case, arch):
     make_shape, sdf, diagonal = CASES[case]
     data = sample(make_shape(), "signed", n=20_000, n_test=2_000, seed=0)
     layers = 6 if arch == "sll" else 4
-    field = train(data, {"arch": arch, "layers": layers, "width": 32}, TrainingConfig(**FAST))
+    field = train(data, {"arch": arch, "layers": layers, "width": 32}, TrainingConfig(**FAST, loss="hkr"))
     rng = np.random.default_rng(1)
     lower, upper = data.normalization.world_bounds()
     x = rng.uniform(lower, upper, size=(20_000, data.dim))
@@ -51,6 +52,62 @@ def test_signed_hkr_converges_to_the_analytic_sdf(case, arch):
     assert (np.sign(values[far]) == np.sign(truth[far])).mean() > 0.99
     assert (np.linalg.norm(field.gradient(x), axis=1) > 0.9).mean() > 0.9
     assert field.summary["final"]["mae_rel"] < 0.01  # the logged test error agrees
+
+
+def test_default_recipe_fits_a_circle_accurately(tmp_path):
+    """Pins `lipsdf fit`'s default recipe (SLL 20 x 64, fit-hinge, lr 5e-3) at its quick budget."""
+    from lipsdf.pipeline import fit
+
+    make_shape, sdf, diagonal = CASES["circle"]
+    result = fit(make_shape(), tmp_path, quick=True)
+    assert result.field.summary["loss"] == "fit-hinge"
+    assert (result.settings["model"]["layers"], result.settings["model"]["width"]) == (20, 64)
+    x = np.random.default_rng(5).uniform(*result.field.normalization.world_bounds(), size=(20_000, 2))
+    assert np.abs(result.field(x) - sdf(x)).mean() < 0.02 * diagonal
+    assert np.median(np.linalg.norm(result.field.gradient(x), axis=1)) > 0.8
+    assert result.metrics.surface.chamfer_l1_rel < 0.001
+    assert result.metrics.lipschitz.max_ratio <= 1 + 1e-6
+
+
+def test_fit_hinge_needs_exact_distances():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(500, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    data = sample(PointCloud(points, normals=points), "signed", n=2000, n_test=400, seed=0)
+    assert Trainer(data, SMALL, TrainingConfig(epochs=1)).loss_name == "hkr"
+    with pytest.raises(ModeError, match="exact distances"):
+        Trainer(data, SMALL, TrainingConfig(epochs=1, loss="fit-hinge"))
+
+
+def test_the_step_reads_nothing_back_from_the_device(monkeypatch):
+    """No value crosses to the host inside a step (so a GPU never waits, and a CUDA graph can replay it)."""
+    data = sample(CASES["circle"][0](), "signed", n=2_000, n_test=200, seed=0)
+    for loss in ("fit-hinge", "hkr"):
+        trainer = Trainer(data, SMALL, TrainingConfig(epochs=2, batch_size=256, checkpoint_every=0, loss=loss))
+        run = trainer._start()
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a device value was read in the step")
+
+        with monkeypatch.context() as patch:
+            for name in ("item", "__float__", "__bool__", "__int__", "tolist", "cpu", "numpy"):
+                patch.setattr(torch.Tensor, name, refuse)
+            for _ in range(3):
+                trainer._step(run)
+        assert float(run.step_count) == 3
+
+
+def test_schedules_are_tensor_arithmetic_with_the_documented_values():
+    from lipsdf.training import Schedule
+
+    paper = Schedule(TrainingConfig(epochs=40, recipe="paper", lam=100.0), total_steps=400, steps_per_epoch=10)
+    assert [paper.values(step)["lam"] for step in (0, 20, 40, 399)] == pytest.approx([1.0, 10.0, 100.0, 100.0])
+    assert paper.values(399)["margin"] == 0.01 and paper.values(399)["lr_factor"] == 1.0
+    assert TrainingConfig(recipe="paper").learning_rate == 5e-4 and TrainingConfig().learning_rate == 5e-3
+    ours = Schedule(TrainingConfig(epochs=40, margin=0.01, lam=100.0), total_steps=400, steps_per_epoch=10)
+    assert ours.values(0)["lam"] == pytest.approx(1.0) and ours.values(320)["lam"] == pytest.approx(100.0)
+    assert ours.values(320)["margin"] == pytest.approx(0.0025) and ours.values(0)["lr_factor"] == pytest.approx(1.0)
+    assert ours.values(400)["lr_factor"] == pytest.approx(0.02)
 
 
 def test_mlp_with_eikonal_term_fits_known_distances():
@@ -78,7 +135,7 @@ def test_sald_learns_a_signed_field_from_unsigned_data():
 def test_unsigned_hkr_gives_a_non_negative_distance_to_an_open_curve():
     shape = helix()
     data = sample(shape, "unsigned", n=20_000, n_test=2_000, seed=0)
-    field = train(data, SMALL, TrainingConfig(**FAST))
+    field = train(data, SMALL, TrainingConfig(**FAST, loss="hkr"))
     assert field.kind == "unsigned"
     points, truth = data.world("test_points"), np.abs(data.world("test_distances"))
     values = field(points)
@@ -132,7 +189,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_good_field(tmp_p
         return loss * float("nan") if calls["n"] > 8 else loss  # 4 steps per epoch
 
     monkeypatch.setitem(LOSSES, "hkr", dataclasses.replace(original, objective=loss_that_blows_up_in_epoch_3))
-    config = TrainingConfig(epochs=5, batch_size=500, checkpoint_every=0)
+    config = TrainingConfig(epochs=5, batch_size=500, checkpoint_every=0, loss="hkr")
     with pytest.raises(TrainingDiverged, match="diverged at epoch 3.*kept the field of epoch 2"):
         train(data, SMALL, config, output=out)
     field = NeuralField.load(out)

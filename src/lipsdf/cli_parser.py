@@ -40,10 +40,10 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
                  "--uniform-fraction": ("uniform_fraction", {}), "--sigma": ("near_sigmas", {"metavar": "S"}),
                  "--padding": ("padding", {}), "--band": ("band", {"type": float, "nargs": 2,
                                                                    "metavar": ("LO", "HI")})},
-    "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {}),
+    "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {"type": float}),
                  "--margin": ("margin", {}), "--final-margin": ("final_margin", {"type": float}),
                  "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
-                 "--loss": ("loss", {"choices": ("hkr", "fit", "sal", "sald")}), "--eikonal": ("eikonal", {}),
+                 "--loss": ("loss", {"choices": ("hkr", "fit", "fit-hinge", "sal", "sald")}), "--eikonal": ("eikonal", {}),
                  "--compile": ("compile", {})},
     "evaluation": {"--n-uniform": ("n_uniform", {}), "--n-near": ("n_near", {}), "--pairs": ("n_pairs", {}),
                    "--n-surface": ("n_surface", {})},
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lipsdf.pipeline import ENGINES, fit_defaults
     from lipsdf.query.contour import DEFAULT_RESOLUTION
     from lipsdf.query.skeleton import DEFAULT_RESOLUTION as SKELETON_RESOLUTION, DEFAULT_THRESHOLD
-    from lipsdf.query.trace import DEFAULT_MAX_STEPS
+    from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING
     from lipsdf.training import TrainingConfig
 
     def res(table: dict) -> str:
@@ -295,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, type=float, nargs=3, default=default, metavar=("X", "Y", "Z"), help=f"3D: {text}")
     p.add_argument("--max-steps", type=_positive_int, default=DEFAULT_MAX_STEPS,
                    help=f"3D: most steps per ray (default: {DEFAULT_MAX_STEPS})")
+    p.add_argument("--smoothing", type=float, default=SHADING_SMOOTHING, metavar="S",
+                   help="3D: shading normals averaged over this size, unit-box units; 0 for the exact gradient, "
+                        f"which shows a ReLU network's linear pieces as facets (default: {SHADING_SMOOTHING})")
     p.add_argument("--depth", default=None, metavar="PNG", help="3D: also write a depth image")
     p.add_argument("--normal-map", default=None, metavar="PNG", help="3D: also write a normal map")
     return parser

@@ -7,11 +7,15 @@ coordinates are world distances divided by ``normalization.scale``.
 Arrays by mode (``n`` points of dimension ``d``):
 
 ==========  =====================================================================
-signed      ``points`` (n, d), ``labels`` (n,) int8: -1 inside, +1 outside
-unsigned    ``points`` (n, d), ``labels`` (n,) int8: -1 on the surface, +1 elsewhere
+signed      ``points`` (n, d), ``labels`` (n,) int8: -1 inside, +1 outside; ``distances`` (n,), signed
+unsigned    ``points`` (n, d), ``labels`` (n,) int8: -1 on the surface, +1 elsewhere; ``distances`` (n,)
 dist        ``points`` (n, d), ``distances`` (n,): signed where inside is defined
 sal         ``points`` (n, d), ``distances`` (n,): unsigned
 ==========  =====================================================================
+
+In ``signed`` and ``unsigned`` mode, ``distances`` (the exact distance of each
+training point, consistent with its label) is there when the shape has exact
+distances, which a point cloud does not.
 
 Every mode also has ``surface_points`` (and ``surface_normals`` where the
 shape has oriented normals) and a test set: ``test_points``,

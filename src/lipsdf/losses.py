@@ -8,6 +8,10 @@
   gradient at surface points with normals.
 * :func:`distance_fit_loss` (L1 or MSE against known distances) and
   :func:`eikonal_loss` ``(|grad f| - 1)^2`` for the baselines.
+* :func:`sign_hinge_loss`: hKR's hinge made consistent with known distances;
+  with the L1 fit it is the ``fit-hinge`` loss, the default where a shape has
+  exact distances and the network is 1-Lipschitz (a 1-Lipschitz network needs
+  no eikonal term).
 * :func:`input_gradient`: ``grad f`` at the inputs, kept in the graph so that
   losses on it can be trained.
 
@@ -18,7 +22,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -27,7 +31,8 @@ from lipsdf.errors import LipsdfError
 FIT_NORMS = ("l1", "mse")
 
 
-def hkr_loss(values: torch.Tensor, labels: torch.Tensor, margin: float, lam: float) -> torch.Tensor:
+def hkr_loss(values: torch.Tensor, labels: torch.Tensor, margin: Union[float, torch.Tensor],
+             lam: Union[float, torch.Tensor]) -> torch.Tensor:
     """Hinge Kantorovich-Rubinstein loss ``E[-y f(x)] + lam E[max(0, margin - y f(x))]``.
 
     The first (KR) term pushes ``f`` down on the ``-1`` side and up on the
@@ -59,6 +64,30 @@ def distance_fit_loss(values: torch.Tensor, distances: torch.Tensor, norm: str =
         raise LipsdfError(f"unknown distance fit norm {norm!r}; choose l1 or mse")
     error = values - distances
     return error.abs().mean() if norm == "l1" else error.square().mean()
+
+
+def sign_hinge_loss(values: torch.Tensor, distances: torch.Tensor, margin: Union[float, torch.Tensor]
+                    ) -> torch.Tensor:
+    """``mean relu(min(margin, |d|) - sign(d) f)``: every point must be on its side of the surface by
+    ``margin``, or by its own distance when that is smaller.
+
+    hKR's hinge asks ``y f >= margin`` of every point, which no 1-Lipschitz
+    ``f`` can give points closer than ``margin`` to the surface; capping the
+    demand at ``|d|`` makes the exact distance a zero of this loss, so it only
+    adds weight to the points on the wrong side, near the surface, where the
+    zero level set is decided. Unsigned distances (``d >= 0``) ask
+    ``f >= min(margin, d)``.
+
+    Examples
+    --------
+    >>> d = torch.tensor([-0.5, 0.001, 0.3])
+    >>> float(sign_hinge_loss(d, d, margin=0.01))  # the exact distance
+    0.0
+    >>> round(float(sign_hinge_loss(torch.tensor([0.2, -0.001, 0.3]), d, margin=0.01)), 6)  # two wrong signs
+    0.070667
+    """
+    sign = torch.where(distances < 0, -1.0, 1.0)
+    return torch.relu(torch.clamp(distances.abs(), max=margin) - sign * values).mean()
 
 
 def sal_loss(values: torch.Tensor, unsigned_distances: torch.Tensor) -> torch.Tensor:
@@ -111,8 +140,8 @@ class Batch:
 
     points: torch.Tensor
     targets: torch.Tensor
-    margin: float = 0.01
-    lam: float = 100.0
+    margin: Union[float, torch.Tensor] = 0.01  # tensors (0-d, on the device) during training
+    lam: Union[float, torch.Tensor] = 100.0
     fit_norm: str = "l1"
     eikonal: float = 0.0
     sald_weight: float = 0.1
@@ -136,6 +165,12 @@ def _fit_objective(model: Model, batch: Batch) -> torch.Tensor:
             + batch.eikonal * eikonal_loss(input_gradient(values, points)))
 
 
+def _fit_hinge_objective(model: Model, batch: Batch) -> torch.Tensor:
+    values = model(batch.points)
+    return (distance_fit_loss(values, batch.targets, batch.fit_norm)
+            + batch.lam * sign_hinge_loss(values, batch.targets, batch.margin))
+
+
 def _sal_objective(model: Model, batch: Batch) -> torch.Tensor:
     return sal_loss(model(batch.points), batch.targets)
 
@@ -150,24 +185,46 @@ def _sald_objective(model: Model, batch: Batch) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Loss:
-    """A training objective: the dataset modes it trains on, the function of (model, batch), and whether it
-    differentiates the input gradient (given the eikonal weight), which ``torch.compile`` cannot train."""
+    """A training objective: the dataset modes it trains on, the function of (model, batch), the dataset
+    array its batches' targets come from (``labels`` or ``distances``), and whether it differentiates the
+    input gradient (given the eikonal weight), which ``torch.compile`` cannot train."""
 
     modes: tuple[str, ...]
     objective: Callable[[Model, Batch], torch.Tensor]
     second_order: Callable[[float], bool] = lambda eikonal: False
+    targets: str = "distances"
 
 
 LOSSES: dict[str, Loss] = {
-    "hkr": Loss(("signed", "unsigned"), _hkr_objective),
+    "hkr": Loss(("signed", "unsigned"), _hkr_objective, targets="labels"),
     "fit": Loss(("dist",), _fit_objective, lambda eikonal: eikonal > 0),
+    "fit-hinge": Loss(("signed", "unsigned", "dist"), _fit_hinge_objective),
     "sal": Loss(("sal",), _sal_objective),
     "sald": Loss(("sal",), _sald_objective, lambda eikonal: True),
 }
 DEFAULT_LOSS = {"signed": "hkr", "unsigned": "hkr", "dist": "fit", "sal": "sald"}
 
 
-def losses_for(mode: str) -> list[str]:
+def default_loss(mode: str, lipschitz: bool = True, distances: bool = True) -> str:
+    """The loss that trains a dataset of ``mode`` unless told otherwise.
+
+    A 1-Lipschitz network on a dataset with exact distances (every shape but
+    a point cloud) trains with ``fit-hinge``: it converges to a far more
+    accurate field than hKR in the same time (``benchmarks/results/accuracy_levers.md``).
+    Without distances, signed and unsigned data train with hKR; the baselines
+    (MLP, SIREN) with the eikonal-regularised ``fit`` or SAL/SALD.
+
+    Examples
+    --------
+    >>> default_loss("signed"), default_loss("signed", distances=False), default_loss("dist", lipschitz=False)
+    ('fit-hinge', 'hkr', 'fit')
+    """
+    if lipschitz and distances and mode in ("signed", "unsigned", "dist"):
+        return "fit-hinge"
+    return DEFAULT_LOSS[mode]
+
+
+def losses_for(mode: str, lipschitz: bool = True, distances: bool = True) -> list[str]:
     """The losses that train on a dataset of ``mode``, the default first.
 
     Examples
@@ -175,5 +232,6 @@ def losses_for(mode: str) -> list[str]:
     >>> losses_for("sal")
     ['sald', 'sal']
     """
-    return [DEFAULT_LOSS[mode]] + [name for name, loss in LOSSES.items()
-                                   if mode in loss.modes and name != DEFAULT_LOSS[mode]]
+    first = default_loss(mode, lipschitz, distances)
+    return [first] + [name for name, loss in LOSSES.items()
+                      if mode in loss.modes and name != first and (distances or loss.targets == "labels")]

@@ -13,7 +13,7 @@ from lipsdf.errors import LipsdfError
 from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.files import PathLike, atomic_output
 from lipsdf.query.grid import field_grid
-from lipsdf.query.trace import DEFAULT_MAX_STEPS, Camera, TraceResult, orbit_camera, shape_framing, trace_image
+from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING, Camera, TraceResult, orbit_camera, shape_framing, trace_image
 
 _MAX_POINTS = 20_000
 
@@ -240,10 +240,12 @@ def normal_image(result: TraceResult) -> np.ndarray:
 
 def render_traced(field: NeuralField, camera: Camera, path: PathLike, depth: Optional[PathLike] = None,
                   normal_map: Optional[PathLike] = None, max_steps: int = DEFAULT_MAX_STEPS,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> TraceResult:
+                  batch_size: int = DEFAULT_BATCH_SIZE, smoothing: float = SHADING_SMOOTHING) -> TraceResult:
     """Sphere-trace ``field`` through ``camera`` and write the shaded image, and optionally the depth and
-    normal maps; returns the trace (hits, steps, rays that stepped through)."""
-    result = trace_image(field, camera, max_steps=max_steps, batch_size=batch_size)
+    normal maps; returns the trace (hits, steps, rays that stepped through). Shading normals are the
+    gradient averaged over ``smoothing`` (unit-box units; 0: the exact gradient, which shows a ReLU
+    network's linear pieces as facets)."""
+    result = trace_image(field, camera, max_steps=max_steps, batch_size=batch_size, smoothing=smoothing)
     save_image(shade(result, camera), path)
     if depth is not None:
         save_image(depth_image(result), depth)

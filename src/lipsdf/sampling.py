@@ -8,8 +8,10 @@ back to world units.
 * ``signed``: inside (-1) / outside (+1) labels from the winding number,
   balanced counts, optional ambiguity band (drop ``lo < w < hi``) for open or
   noisy inputs. Needs inside/outside: meshes, point clouds, closed 2D
-  polylines.
-* ``unsigned``: surface samples (-1) against points elsewhere (+1).
+  polylines. With the exact signed distance of each point, except for point
+  clouds (which have none).
+* ``unsigned``: surface samples (-1) against points elsewhere (+1), with their
+  exact unsigned distances (not for point clouds).
 * ``dist``: points with their exact distance (signed where defined). Not for
   point clouds, which have no exact ground truth.
 * ``sal``: points near the surface at two Gaussian scales with their unsigned
@@ -199,11 +201,15 @@ def sample(
         unit_shape = with_normals(unit_shape)
     truth = GroundTruth(unit_shape)
 
+    exact = not isinstance(shape, PointCloud)  # exact distances to store with the labels
     n_queries = config.n_test * 3 // 4 + (config.n if mode in ("signed", "dist", "sal") else 0)
+    n_queries += {"signed": config.n, "unsigned": config.n - config.n // 2}.get(mode, 0) if exact else 0
     with progress_bar(n_queries, f"sampling {mode}", quiet=quiet) as bar:
         update = bar.update
         if mode == "signed":
             arrays = _balanced_signed(unit_shape, truth, config, rng, update)
+            if exact:  # the label's sign (the winding number's) on the exact unsigned distance
+                arrays["distances"] = arrays["labels"] * truth.unsigned_distance(arrays["points"], update)
         elif mode == "unsigned":
             n_surface = config.n // 2
             on, _ = surface_samples(unit_shape, n_surface, rng)
@@ -211,6 +217,9 @@ def sample(
             labels = np.repeat(np.array([SURFACE, OTHER], dtype=np.int8), [n_surface, len(off)])
             order = rng.permutation(config.n)
             arrays = {"points": np.vstack([on, off])[order], "labels": labels[order]}
+            if exact:
+                distances = np.concatenate([np.zeros(n_surface), truth.unsigned_distance(off, update)])
+                arrays["distances"] = distances[order]
         elif mode == "dist":
             points = mixed_samples(unit_shape, config.n, config, rng)
             arrays = {"points": points, "distances": truth.distance(points, update)}

@@ -1,29 +1,35 @@
 """Training a field on a :class:`~lipsdf.dataset.PointDataset`.
 
-The loss follows the dataset's mode:
+The loss follows the dataset and the network (:func:`~lipsdf.losses.default_loss`):
 
-==========  ===========================  ==========================================
-mode        loss                         what the network learns
-==========  ===========================  ==========================================
-signed      ``hkr`` (the method)         inside (-1) vs outside (+1): signed distance
-unsigned    ``hkr``                      surface (-1) vs elsewhere (+1): unsigned distance
-dist        ``fit`` (+ eikonal term)     known distances (baselines, any architecture)
-sal         ``sal`` or ``sald``          unsigned distances, sign-agnostic (SAL / SALD)
-==========  ===========================  ==========================================
+==========  ===============================  ==========================================
+mode        loss                             what the network learns
+==========  ===============================  ==========================================
+signed      ``fit-hinge`` where the dataset  the exact signed distance, with hKR's hinge
+            has exact distances, else hKR    on its sign (hKR: inside vs outside labels)
+unsigned    ``fit-hinge``, else ``hkr``      the exact unsigned distance (hKR: surface
+                                             vs elsewhere)
+dist        ``fit-hinge`` (1-Lipschitz), or  known distances; the baselines need the
+            ``fit`` + eikonal (baselines)    eikonal term, a 1-Lipschitz network does not
+sal         ``sal`` or ``sald``              unsigned distances, sign-agnostic (SAL / SALD)
+==========  ===============================  ==========================================
 
 Two recipes. ``paper``: the public code's defaults (Adam, lr 5e-4, margin
 0.01, lambda warmed up 1 -> 10 -> 100 over the first epochs, constant lr and
-margin). ``lipsdf`` (default): the same start, then the margin shrinks
-geometrically to ``final_margin`` and the learning rate decays on a cosine, so
-that the zero set, which hKR only pins down to about twice the margin, ends
-closer to the surface. ``benchmarks/train.py`` compares the two.
+margin). ``lipsdf`` (default): a ten times larger learning rate (5e-3) that
+decays on a cosine, and a margin that shrinks geometrically to
+``final_margin`` while lambda ramps up, so that the zero set ends close to the
+surface. ``benchmarks/accuracy_levers.py`` measures each change.
 
 All training tensors live on the device; a batch is a slice of a shuffled
-index, with no per-batch Python data loading.
+index, with no per-batch Python data loading, and the step reads nothing back
+to the host (its schedules are tensor arithmetic on a step counter), so on
+CUDA it is captured once as a CUDA graph and replayed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -32,7 +38,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,12 +47,16 @@ from lipsdf.dataset import PointDataset
 from lipsdf.errors import InputFileError, LipsdfError, ModeError
 from lipsdf.field import NeuralField, resolve_device
 from lipsdf.files import PathLike
-from lipsdf.losses import DEFAULT_LOSS, FIT_NORMS, LOSSES, Batch, losses_for
+from lipsdf.losses import FIT_NORMS, LOSSES, Batch, default_loss, losses_for
 from lipsdf.metrics import bounding_box_diagonal, distance_errors
-from lipsdf.nn.models import ARCHITECTURES, build_model
+from lipsdf.nn.models import ARCHITECTURES, LIPSCHITZ_ARCHITECTURES, build_model
 from lipsdf.progress import progress_bar
 
 RECIPES = ("lipsdf", "paper")
+MATMUL_PRECISIONS = ("float32", "tf32")
+DEFAULT_LR, PAPER_LR = 5e-3, 5e-4
+EPOCH_TEST_POINTS = 4096  # test points behind each epoch's logged errors
+_GRAPH_WARMUP = 3  # eager steps before a CUDA graph is captured (lets the allocator and kernels settle)
 DEFAULT_ARCH = {"signed": "sll", "unsigned": "sll", "dist": "sll", "sal": "mlp"}
 
 
@@ -62,7 +72,8 @@ class TrainingConfig:
     ----------
     epochs : passes over the training points.
     batch_size : points per optimisation step.
-    lr : Adam's learning rate (the start of the decay in the ``lipsdf`` recipe).
+    lr : Adam's learning rate (the start of the decay in the ``lipsdf`` recipe); default 5e-3, or the
+        paper's 5e-4 with the ``paper`` recipe.
     margin : hKR margin (the start of the shrinking in the ``lipsdf`` recipe).
     final_margin : hKR margin at the end (``lipsdf`` recipe; default ``margin / 4``).
     lam : hKR hinge weight, reached after the warm-up ``lam/100``, ``lam/10``, ``lam``.
@@ -77,11 +88,16 @@ class TrainingConfig:
         between matrix products: 1.18x faster for SLL 20 x 128 at batch 4096 on a 2-core CPU;
         the first epoch pays a few seconds, more with a cold cache, of compilation). Not for
         losses that differentiate the input gradient (``sald``, ``fit`` with an eikonal term).
+    cuda_graph : on CUDA, capture the training step once as a CUDA graph and replay it: one launch per
+        step instead of hundreds (first-order losses; ignored on CPU and with ``compile``).
+    matmul_precision : ``float32``, or ``tf32`` for TF32 matrix products in training on CUDA (faster on
+        recent GPUs). The bound does not depend on it: the trained weights define a 1-Lipschitz network
+        whatever rounding found them, and queries always evaluate it in full float32.
     """
 
     epochs: int = 100
     batch_size: int = 4096
-    lr: float = 5e-4
+    lr: Optional[float] = None
     margin: float = 0.01
     final_margin: Optional[float] = None
     lam: float = 100.0
@@ -93,11 +109,13 @@ class TrainingConfig:
     seed: int = 0
     checkpoint_every: int = 10
     compile: bool = False
+    cuda_graph: bool = True
+    matmul_precision: str = "float32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise LipsdfError("epochs and batch size must be positive")
-        if not (self.lr > 0 and self.margin > 0 and self.lam > 0):
+        if not (self.learning_rate > 0 and self.margin > 0 and self.lam > 0):
             raise LipsdfError("lr, margin and lam must be positive")
         if self.final_margin is not None and not 0 < self.final_margin <= self.margin:
             raise LipsdfError(f"final margin must lie in (0, margin = {self.margin}], got {self.final_margin}",
@@ -108,8 +126,17 @@ class TrainingConfig:
             raise LipsdfError(f"unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}", option="loss")
         if self.fit_norm not in FIT_NORMS:
             raise LipsdfError(f"unknown fit norm {self.fit_norm!r}; choose l1 or mse")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise LipsdfError(f"unknown matmul precision {self.matmul_precision!r}; choose float32 or tf32")
         if self.eikonal < 0 or self.sald_weight < 0 or self.checkpoint_every < 0:
             raise LipsdfError("eikonal weight, SALD weight and checkpoint interval must be >= 0")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the recipe's default."""
+        if self.lr is not None:
+            return self.lr
+        return PAPER_LR if self.recipe == "paper" else DEFAULT_LR
 
     @property
     def end_margin(self) -> float:
@@ -120,43 +147,57 @@ class TrainingConfig:
 
 @dataclass
 class Schedule:
-    """Margin, lambda and learning rate as functions of the epoch and the progress through training."""
+    """Margin, lambda and learning-rate factor as functions of the step, in tensor arithmetic.
+
+    They take the step as a tensor on the training device, so the training step computes them there and
+    never reads a value back to the host (which also lets a CUDA graph replay the step); call them with
+    ``torch.tensor(step)`` to read one value.
+    """
 
     config: TrainingConfig
     total_steps: int
+    steps_per_epoch: int = 1
 
     def warmup_epochs(self) -> int:
         return max(1, round(0.05 * self.config.epochs))
 
-    def progress(self, step: int) -> float:
+    def progress(self, step: torch.Tensor) -> torch.Tensor:
         """0 -> 1 over the first 80% of the steps, then 1: the ``lipsdf`` recipe's margin and lambda ramps."""
-        return min(step / max(0.8 * self.total_steps, 1), 1.0)
+        return torch.clamp(step / max(0.8 * self.total_steps, 1), max=1.0)
 
-    def lam(self, epoch: int, step: int) -> float:
+    def lam(self, step: torch.Tensor) -> torch.Tensor:
         if self.config.recipe == "paper":
-            stage = epoch // self.warmup_epochs()
-            return self.config.lam * (0.01, 0.1, 1.0)[min(stage, 2)]
+            stage = torch.clamp(torch.div(step, self.steps_per_epoch * self.warmup_epochs(), rounding_mode="floor"),
+                                max=2)
+            return self.config.lam * 10.0 ** (stage - 2)
         return self.config.lam * 0.01 ** (1.0 - self.progress(step))
 
-    def margin(self, step: int) -> float:
+    def margin(self, step: torch.Tensor) -> torch.Tensor:
         if self.config.recipe == "paper":
-            return self.config.margin
+            return torch.full_like(step, self.config.margin)
         return self.config.margin * (self.config.end_margin / self.config.margin) ** self.progress(step)
 
-    def lr_factor(self, step: int) -> float:
+    def lr_factor(self, step: torch.Tensor) -> torch.Tensor:
         if self.config.recipe == "paper":
-            return 1.0
+            return torch.ones_like(step)
         floor = 0.02
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / max(self.total_steps, 1), 1.0)))
+        done = torch.clamp(step / max(self.total_steps, 1), max=1.0)
+        return floor + (1 - floor) * 0.5 * (1 + torch.cos(math.pi * done))
+
+    def values(self, step: int) -> dict[str, float]:
+        """The margin, lambda and learning-rate factor at ``step``, as numbers (for logs)."""
+        at = torch.tensor(float(step), dtype=torch.float64)
+        return {"margin": float(self.margin(at)), "lam": float(self.lam(at)), "lr_factor": float(self.lr_factor(at))}
 
 
 MODEL_SIZES = {"sll": (20, 128), "ortho": (8, 128), "mlp": (8, 256), "siren": (5, 256)}  # layers, width
 
 
 def model_config(mode: str, dim: int, arch: Optional[str] = None, layers: Optional[int] = None,
-                 width: Optional[int] = None) -> dict[str, Any]:
+                 width: Optional[int] = None, activation: Optional[str] = None,
+                 beta: Optional[float] = None) -> dict[str, Any]:
     """The model config for a dataset of ``mode`` in ``dim`` dimensions: the paper's SLL 20 x 128 for hKR,
-    a geometric-init MLP for SAL; ``arch``, ``layers`` and ``width`` override.
+    a geometric-init MLP for SAL; ``arch``, ``layers``, ``width``, ``activation`` and ``beta`` override.
 
     Examples
     --------
@@ -172,6 +213,10 @@ def model_config(mode: str, dim: int, arch: Optional[str] = None, layers: Option
         config["activation"] = "softplus"
         if mode == "sal":
             config["init"] = "geometric"
+    if activation is not None:
+        config["activation"] = activation
+    if beta is not None:
+        config["beta"] = beta
     return config
 
 
@@ -212,22 +257,23 @@ class _Tensors:
     targets: torch.Tensor
     surface_points: torch.Tensor
     surface_normals: Optional[torch.Tensor]
-    test_points: torch.Tensor
 
     @classmethod
-    def of(cls, dataset: PointDataset, device: torch.device) -> "_Tensors":
+    def of(cls, dataset: PointDataset, targets: str, device: torch.device) -> "_Tensors":
+        """``targets``: the array the loss fits, ``labels`` or ``distances``."""
         def tensor(array):
             return torch.as_tensor(np.asarray(array, dtype=np.float32), device=device)
 
-        targets = dataset.labels if "labels" in dataset.arrays else dataset.distances
+        targets = dataset.arrays[targets]
         normals = dataset.arrays.get("surface_normals")
         return cls(tensor(dataset.points), tensor(targets), tensor(dataset.surface_points),
-                   None if normals is None else tensor(normals), tensor(dataset.test_points))
+                   None if normals is None else tensor(normals))
 
 
 @dataclass
 class _Run:
-    """The state of one training run between epochs."""
+    """The state of one training run. The step's inputs (the epoch's shuffled order, the step count, the
+    learning rate) are device tensors updated in place, so a captured CUDA graph can replay the step."""
 
     model: torch.nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]
@@ -239,10 +285,17 @@ class _Run:
     batch: int
     steps_per_epoch: int
     started: float
-    step: int = 0
+    order: torch.Tensor  # (steps_per_epoch * batch,) point indices of this epoch, in batches
+    step_count: torch.Tensor  # the step number on the device (float64), read by the schedules
+    lr: torch.Tensor  # the optimiser's learning rate, set from the schedule inside the step
+    loss_sum: torch.Tensor  # the epoch's summed loss, read once at its end
+    step: int = 0  # the same step number on the host, for logs and checkpoints
     first_epoch: int = 0
     checkpointed: int = 0  # the epoch of the last checkpoint written
     good_state: Optional[dict[str, torch.Tensor]] = None
+    graph: Any = None  # the captured step (CUDA graphs), once captured
+    side_stream: Any = None  # the CUDA stream of the warm-up steps
+    warm_steps: int = 0
 
 
 Checkpoint = Callable[[NeuralField, int, bool], None]
@@ -294,18 +347,26 @@ class Trainer:
 
     def __post_init__(self) -> None:
         mode = self.dataset.mode
-        self.loss_name = self.config.loss or DEFAULT_LOSS[mode]
-        if mode not in LOSSES[self.loss_name].modes:
-            raise ModeError(f"the {self.loss_name} loss trains on {' or '.join(LOSSES[self.loss_name].modes)} "
-                            f"datasets, but this one is {mode}; train it with {' or '.join(losses_for(mode))}, or "
-                            f"sample the shape in {LOSSES[self.loss_name].modes[0]} mode", option="loss")
+        self.model_config = dict(self.model_config or model_config(mode, self.dataset.dim))
+        lipschitz = self.model_config.get("arch", "sll") in LIPSCHITZ_ARCHITECTURES
+        distances = "distances" in self.dataset.arrays
+        self.loss_name = self.config.loss or default_loss(mode, lipschitz, distances)
+        loss = LOSSES[self.loss_name]
+        if mode not in loss.modes:
+            raise ModeError(f"the {self.loss_name} loss trains on {' or '.join(loss.modes)} "
+                            f"datasets, but this one is {mode}; train it with "
+                            f"{' or '.join(losses_for(mode, lipschitz, distances))}, or sample the shape in "
+                            f"{loss.modes[0]} mode", option="loss")
+        if loss.targets not in self.dataset.arrays:
+            raise ModeError(f"the {self.loss_name} loss needs the exact distances of the training points, which "
+                            f"this dataset does not have (a point cloud has none); train it with "
+                            f"{' or '.join(losses_for(mode, lipschitz, distances))}", option="loss")
         if self.loss_name == "sald" and "surface_normals" not in self.dataset.arrays:
             if self.config.loss == "sald":
                 raise ModeError("the sald loss needs surface normals, which this dataset does not have; "
                                 "train it with sal", option="loss")
             self.loss_name = "sal"
         self.loss = LOSSES[self.loss_name]
-        self.model_config = dict(self.model_config or model_config(mode, self.dataset.dim))
         if self.model_config.get("dim", self.dataset.dim) != self.dataset.dim:
             raise LipsdfError(f"the model takes {self.model_config['dim']}D input but the dataset is "
                               f"{self.dataset.dim}D")
@@ -320,7 +381,8 @@ class Trainer:
     def run(self) -> NeuralField:
         """Train; returns the field (also written to ``output`` when given)."""
         run = self._start()
-        with progress_bar(self.config.epochs, "training", quiet=self.quiet, unit="epoch") as bar:
+        with progress_bar(self.config.epochs, "training", quiet=self.quiet, unit="epoch") as bar, \
+                _matmul_precision(self.config.matmul_precision if self.device.type == "cuda" else "float32"):
             bar.update(run.first_epoch)
             try:
                 for epoch in range(run.first_epoch, self.config.epochs):
@@ -340,64 +402,111 @@ class Trainer:
         torch.manual_seed(config.seed)
         model = build_model(self.model_config).to(self.device)
         model.train()
-        data = _Tensors.of(self.dataset, self.device)
+        data = _Tensors.of(self.dataset, self.loss.targets, self.device)
         generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+        lr = torch.tensor(config.learning_rate, device=self.device)
+        # Fused Adam: one kernel per step for all parameters, and it takes the learning rate as a device
+        # tensor, which the schedule sets inside the (capturable) step.
+        optimiser = torch.optim.Adam(model.parameters(), lr=lr, fused=True, capturable=self.device.type == "cuda")
         forward = self._compiled(model) if config.compile else model
         n = len(data.points)
         batch = min(config.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
-        schedule = Schedule(config, steps_per_epoch * config.epochs)
+        schedule = Schedule(config, steps_per_epoch * config.epochs, steps_per_epoch)
+        tensors = dict(order=torch.zeros(steps_per_epoch * batch, dtype=torch.long, device=self.device),
+                       step_count=torch.zeros((), dtype=torch.float64, device=self.device), lr=lr,
+                       loss_sum=torch.zeros((), device=self.device))
         if self.resume is None:
             log = EpochLog(self.log)  # after everything that can reject the inputs, so no stray log is left
             return _Run(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
-                        time.perf_counter())
+                        time.perf_counter(), **tensors)
         state = self.resume
         if json.loads(state["dataset"])["digest"] != self.dataset.digest():
             raise LipsdfError("this dataset is not the one the checkpoint was trained on; resume with that one",
                               option="resume")
         model.load_state_dict(state["weights"])
         optimiser.load_state_dict(state["optimizer"])
+        for group in optimiser.param_groups:  # keep the one learning-rate tensor the step writes
+            group["lr"] = lr
         generator.set_state(state["generator"].to(generator.get_state().device))
         torch.set_rng_state(state["torch_rng"])
         log = EpochLog(self.log, json.loads(state["log"]))
+        tensors["step_count"].fill_(int(state["step"]))
         return _Run(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
-                    time.perf_counter() - float(state["seconds"]), step=int(state["step"]),
+                    time.perf_counter() - float(state["seconds"]), **tensors, step=int(state["step"]),
                     first_epoch=int(state["epoch"]), checkpointed=int(state["epoch"]),
                     good_state=copy.deepcopy(model.state_dict()))
 
     def _train_epoch(self, run: _Run, epoch: int) -> float:
-        """One pass over the shuffled points; returns the mean loss (the epoch's one device sync)."""
-        config, data = self.config, run.data
-        n = len(data.points)
+        """One pass over the shuffled points; returns the mean loss (the epoch's one device sync).
+
+        Every batch is full: the last one of an epoch wraps around to the first points of the shuffle."""
+        n = len(run.data.points)
         order = torch.randperm(n, device=self.device, generator=run.generator)
-        total = torch.zeros((), device=self.device)
-        for start in range(0, n, run.batch):
-            index = order[start: start + run.batch]
-            batch = Batch(data.points[index], data.targets[index], run.schedule.margin(run.step),
-                          run.schedule.lam(epoch, run.step), config.fit_norm, config.eikonal, config.sald_weight)
-            if self.loss_name == "sald":
-                pick = torch.randint(len(data.surface_points), (max(len(index) // 4, 1),), device=self.device,
-                                     generator=run.generator)
-                batch.surface_points, batch.surface_normals = data.surface_points[pick], data.surface_normals[pick]
-            for group in run.optimiser.param_groups:
-                group["lr"] = config.lr * run.schedule.lr_factor(run.step)
-            loss = self.loss.objective(run.forward, batch)
-            run.optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            run.optimiser.step()
-            total += loss.detach()
+        run.order.copy_(order.repeat(math.ceil(len(run.order) / n))[:len(run.order)])
+        run.loss_sum.zero_()
+        for _ in range(run.steps_per_epoch):
+            if self._use_graph:
+                self._graph_step(run)
+            else:
+                self._step(run)
             run.step += 1
-        return float(total) / run.steps_per_epoch
+        return float(run.loss_sum) / run.steps_per_epoch
+
+    @property
+    def _use_graph(self) -> bool:
+        """Replay the step as a CUDA graph: on CUDA, when asked, for the first-order losses drawing no random
+        numbers in the step (SALD draws surface points; compiled steps have their own graphs)."""
+        return (self.device.type == "cuda" and self.config.cuda_graph and not self.config.compile
+                and self.loss_name != "sald" and not self.loss.second_order(self.config.eikonal))
+
+    def _step(self, run: _Run) -> None:
+        """One optimisation step, all on the device: nothing in it reads a value back to the host."""
+        config, data = self.config, run.data
+        row = torch.remainder(run.step_count, run.steps_per_epoch).long().reshape(1)
+        index = run.order.view(run.steps_per_epoch, run.batch).index_select(0, row)[0]
+        batch = Batch(data.points.index_select(0, index), data.targets.index_select(0, index),
+                      run.schedule.margin(run.step_count), run.schedule.lam(run.step_count), config.fit_norm,
+                      config.eikonal, config.sald_weight)
+        if self.loss_name == "sald":
+            pick = torch.randint(len(data.surface_points), (max(run.batch // 4, 1),), device=self.device,
+                                 generator=run.generator)
+            batch.surface_points, batch.surface_normals = data.surface_points[pick], data.surface_normals[pick]
+        run.lr.copy_(config.learning_rate * run.schedule.lr_factor(run.step_count))
+        run.optimiser.zero_grad(set_to_none=True)
+        loss = self.loss.objective(run.forward, batch)
+        loss.backward()
+        run.optimiser.step()
+        run.loss_sum.add_(loss.detach())
+        run.step_count.add_(1)
+
+    def _graph_step(self, run: _Run) -> None:
+        """The step on CUDA: a few eager warm-up steps on a side stream, then the step captured once as a
+        CUDA graph and replayed (one launch per step instead of hundreds)."""
+        if run.graph is None:
+            if run.warm_steps < _GRAPH_WARMUP:
+                if run.warm_steps == 0:
+                    run.side_stream = torch.cuda.Stream(self.device)
+                    run.side_stream.wait_stream(torch.cuda.current_stream(self.device))
+                with torch.cuda.stream(run.side_stream):
+                    self._step(run)
+                run.warm_steps += 1
+                return
+            torch.cuda.current_stream(self.device).wait_stream(run.side_stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._step(run)
+            run.graph = graph
+        run.graph.replay()
 
     def _end_epoch(self, run: _Run, epoch: int, mean_loss: float) -> tuple[NeuralField, dict[str, Any]]:
         """Check the loss, log the epoch with its test errors, and write a checkpoint when one is due."""
         if not math.isfinite(mean_loss) or not _finite(run.model):
             self._diverged(epoch, mean_loss, run.good_state, run.log)
         run.good_state = copy.deepcopy(run.model.state_dict())
-        record = {"epoch": epoch + 1, "step": run.step, "loss": mean_loss,
-                  "lam": run.schedule.lam(epoch, run.step - 1), "margin": run.schedule.margin(run.step),
-                  "lr": run.optimiser.param_groups[0]["lr"]}
+        last_step = run.schedule.values(run.step - 1)
+        record = {"epoch": epoch + 1, "step": run.step, "loss": mean_loss, "lam": last_step["lam"],
+                  "margin": run.schedule.values(run.step)["margin"], "lr": self.config.learning_rate * last_step["lr_factor"]}
         field = self._field(copy.deepcopy(run.model), record["margin"])
         record.update(self._test_metrics(field))
         record["seconds"] = round(time.perf_counter() - run.started, 3)
@@ -439,9 +548,17 @@ class Trainer:
                            offset=offset, metadata=self.dataset.metadata, device=self.device)
 
     def _test_metrics(self, field: NeuralField) -> dict[str, float]:
-        predicted = field(self.dataset.world("test_points"))
+        """Errors on a fixed random subset of the test points (all of them at the last epoch is
+        ``lipsdf eval``'s job): cheap enough to log every epoch without slowing small-batch training."""
+        if not hasattr(self, "_epoch_test"):
+            points, truth = self.dataset.world("test_points"), self.dataset.world("test_distances")
+            if len(points) > EPOCH_TEST_POINTS:
+                pick = np.random.default_rng(self.config.seed).choice(len(points), EPOCH_TEST_POINTS, replace=False)
+                points, truth = points[pick], truth[pick]
+            self._epoch_test = points, truth
+        points, truth = self._epoch_test
         signed = self.kind == "signed" and bool(self.dataset.metadata.get("signed_truth", True))
-        return distance_errors(predicted, self.dataset.world("test_distances"), signed, self.diagonal)
+        return distance_errors(field(points), truth, signed, self.diagonal)
 
     def _summary(self, record: dict[str, Any], log: EpochLog, complete: bool) -> dict[str, Any]:
         return {
@@ -506,6 +623,17 @@ def training_state(path: PathLike) -> Optional[dict[str, Any]]:
     if not isinstance(state, dict):
         raise InputFileError(f"{path} has a malformed training state", option="resume")
     return dict(state, weights=contents["weights"])
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: str) -> Iterator[None]:
+    """TF32 matrix products on CUDA for the duration (training only), restored afterwards."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _finite(model: torch.nn.Module) -> bool:

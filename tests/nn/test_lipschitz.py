@@ -6,6 +6,8 @@ import torch
 
 from lipsdf.errors import LipsdfError
 from lipsdf.nn import MLP, SIREN, GroupSort, LipschitzMLP, build_model
+from lipsdf.nn.layers import ACTIVATIONS
+from lipsdf.nn.models import LIPSCHITZ_ARCHITECTURES
 
 N_POINTS = 100_000
 
@@ -33,12 +35,23 @@ def _train_a_few_steps(model, dim, steps=20):
     return model
 
 
-@pytest.mark.parametrize("arch", ["sll", "ortho"])
+# Every Lipschitz architecture and activation a user can choose.
+CHOICES = [{"arch": "sll", "activation": name} for name in ACTIVATIONS] + [
+    {"arch": "sll", "activation": "softplus", "beta": 5.0}, {"arch": "sll", "activation": "softplus", "beta": 1e4}] + [
+    {"arch": "ortho", "group_size": size} for size in (2, 4, None)]
+
+
+def test_choices_cover_every_activation():
+    assert {c.get("activation") for c in CHOICES if c["arch"] == "sll"} == set(ACTIVATIONS)
+    assert {c["arch"] for c in CHOICES} == set(LIPSCHITZ_ARCHITECTURES)
+
+
+@pytest.mark.parametrize("choice", CHOICES, ids=lambda c: "-".join(map(str, c.values())))
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("trained", [False, True], ids=["init", "trained"])
-def test_lipschitz_by_construction(arch, dim, trained):
+def test_lipschitz_by_construction(choice, dim, trained):
     torch.manual_seed(0)
-    model = LipschitzMLP(dim, arch=arch, layers=6, width=32)
+    model = LipschitzMLP(dim, layers=6, width=32, **choice)
     if trained:
         _train_a_few_steps(model, dim)
     generator = torch.Generator().manual_seed(1)
@@ -46,6 +59,28 @@ def test_lipschitz_by_construction(arch, dim, trained):
     other = points + torch.randn(N_POINTS, dim, generator=generator) * torch.rand(N_POINTS, 1, generator=generator)
     assert _max_gradient_norm(model, points) <= 1 + 1e-4
     assert _max_pair_ratio(model, points, other) <= 1 + 1e-5
+
+
+@pytest.mark.parametrize("beta", [1.0, 100.0])
+def test_softplus_slope_lies_in_zero_one(beta):
+    """The SLL bound needs an activation with slope in [0, 1] (Araujo et al. 2023): checked by autograd."""
+    x = torch.linspace(-50, 50, 100_001, dtype=torch.float64, requires_grad=True)
+    (slope,) = torch.autograd.grad(ACTIVATIONS["softplus"](beta)(x).sum(), x)
+    assert slope.min() >= 0 and slope.max() <= 1
+
+
+def test_sll_softplus_is_smooth_where_relu_is_not():
+    """Softplus gives normals that vary continuously: the gradient at nearby points differs little."""
+    torch.manual_seed(0)
+    smooth, kinked = (LipschitzMLP(2, layers=4, width=16, activation=a, beta=10.0) for a in ("softplus", "relu"))
+    kinked.load_state_dict(smooth.state_dict())
+    x = torch.linspace(-1, 1, 20_001)[:, None] * torch.tensor([[1.0, 0.3]])
+    jumps = {}
+    for name, model in (("softplus", smooth), ("relu", kinked)):
+        points = x.clone().requires_grad_(True)
+        (gradient,) = torch.autograd.grad(model(points).sum(), points)
+        jumps[name] = (gradient[1:] - gradient[:-1]).norm(dim=1).max().item()
+    assert jumps["softplus"] < 0.01 < jumps["relu"]
 
 
 def test_paper_size_sll_is_lipschitz():

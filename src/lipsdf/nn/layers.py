@@ -10,6 +10,11 @@
 * :class:`GroupSort`: sorts features in groups (group size 2 is MaxMin, the
   whole width is FullSort); a permutation on each piece, so norm-preserving.
 * :class:`UnitNormLinear`: the scalar output layer ``w . x / |w| + b``.
+* :data:`ACTIVATIONS`: the activations an SLL block may use. The SLL bound
+  holds for any activation whose slope lies in ``[0, 1]`` (Araujo et al. 2023,
+  Theorem 3): ReLU (the paper's, piecewise linear, so faceted normals) and
+  Softplus ``log(1 + exp(beta x)) / beta`` (slope ``sigmoid(beta x)``; smooth,
+  so smooth normals).
 
 Each layer can :meth:`freeze` its effective weights, so inference costs no
 more than a plain layer of the same size; training (``unfreeze``) recomputes
@@ -25,6 +30,15 @@ import torch
 from torch import nn
 
 _EPS = 1e-12
+DEFAULT_BETA = 100.0
+
+
+def softplus(beta: float):
+    """``x -> log(1 + exp(beta x)) / beta``: smooth, slope ``sigmoid(beta x)`` in (0, 1), ReLU as beta grows."""
+    return lambda x: torch.nn.functional.softplus(x, beta=beta)
+
+
+ACTIVATIONS = {"relu": lambda beta: torch.relu, "softplus": softplus}
 
 
 class _Freezable(nn.Module):
@@ -52,7 +66,7 @@ class _Freezable(nn.Module):
 
 
 class SLLBlock(_Freezable):
-    """SDP-based Lipschitz residual layer of width ``width``.
+    """SDP-based Lipschitz residual layer of width ``width``, with a ReLU or Softplus activation.
 
     Examples
     --------
@@ -62,8 +76,13 @@ class SLLBlock(_Freezable):
     True
     """
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, activation: str = "relu", beta: float = DEFAULT_BETA) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown SLL activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        if not beta > 0:
+            raise ValueError(f"the Softplus sharpness beta must be positive, got {beta}")
+        self.activation = ACTIVATIONS[activation](beta)
         self.weight = nn.Parameter(torch.empty(width, width))
         self.bias = nn.Parameter(torch.empty(width))
         self.log_q = nn.Parameter(torch.zeros(width))
@@ -81,7 +100,7 @@ class SLLBlock(_Freezable):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, back = self.weights()
-        return x - torch.relu(x @ w + self.bias) @ back
+        return x - self.activation(x @ w + self.bias) @ back
 
 
 def bjorck(weight: torch.Tensor, iterations: int = 15) -> torch.Tensor:

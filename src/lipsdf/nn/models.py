@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lipsdf.errors import LipsdfError
-from lipsdf.nn.layers import GroupSort, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable
+from lipsdf.nn.layers import ACTIVATIONS, DEFAULT_BETA, GroupSort, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable
 
 ARCHITECTURES = ("sll", "ortho", "mlp", "siren")
 LIPSCHITZ_ARCHITECTURES = ("sll", "ortho")
@@ -24,7 +24,8 @@ class LipschitzMLP(nn.Module):
 
     ``arch="sll"``: the input is zero-padded to ``width``, then ``layers`` SLL
     residual blocks and a unit-norm affine output (the paper's default,
-    20 x 128). ``arch="ortho"``: Björck-orthonormal linear layers with
+    20 x 128), with ``activation`` ``relu`` (the paper's) or ``softplus``
+    (sharpness ``beta``). ``arch="ortho"``: Björck-orthonormal linear layers with
     GroupSort activations (``group_size`` 2 = MaxMin, ``None`` = FullSort).
 
     Examples
@@ -35,7 +36,7 @@ class LipschitzMLP(nn.Module):
     """
 
     def __init__(self, dim: int, arch: str = "sll", layers: int = 20, width: int = 128,
-                 group_size: int | None = 2) -> None:
+                 group_size: int | None = 2, activation: str = "relu", beta: float = DEFAULT_BETA) -> None:
         super().__init__()
         if arch not in LIPSCHITZ_ARCHITECTURES:
             raise LipsdfError(f"unknown Lipschitz architecture {arch!r}; choose sll or ortho")
@@ -43,9 +44,15 @@ class LipschitzMLP(nn.Module):
             raise LipsdfError(f"width ({width}) must be at least the input dimension ({dim})")
         if group_size is not None and width % group_size:
             raise LipsdfError(f"width ({width}) must be a multiple of the GroupSort group size ({group_size})")
+        if activation not in ACTIVATIONS:
+            raise LipsdfError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        if arch == "ortho" and activation != "relu":
+            raise LipsdfError("the ortho architecture's activation is GroupSort; the activation option is for sll")
+        if not beta > 0:
+            raise LipsdfError(f"the Softplus sharpness beta must be positive, got {beta}")
         self.dim, self.arch, self.width = dim, arch, width
         if arch == "sll":
-            self.body = nn.Sequential(*[SLLBlock(width) for _ in range(layers)])
+            self.body = nn.Sequential(*[SLLBlock(width, activation, beta) for _ in range(layers)])
         else:
             modules: list[nn.Module] = [OrthogonalLinear(dim, width), GroupSort(group_size)]
             for _ in range(max(layers - 1, 0)):
@@ -154,7 +161,8 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     """Build a model from a plain dict such as ``{"arch": "sll", "dim": 3, "layers": 20, "width": 128}``.
 
     Keys: ``arch`` (sll, ortho, mlp, siren), ``dim``, ``layers``, ``width``;
-    ``group_size`` (ortho), ``activation``, ``init`` and ``radius`` (mlp), ``omega`` (siren).
+    ``activation`` (sll: relu or softplus; mlp: relu or softplus) and ``beta`` (sll's Softplus),
+    ``group_size`` (ortho), ``init`` and ``radius`` (mlp), ``omega`` (siren).
 
     Examples
     --------

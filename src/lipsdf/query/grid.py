@@ -88,12 +88,19 @@ class Grid:
         multi = np.stack(np.unravel_index(np.asarray(index), self.shape), axis=-1)
         return self.lower + self.spacing * multi
 
-    def unit_vertices(self, field: NeuralField, index: np.ndarray) -> torch.Tensor:
-        """Unit-box coordinates of vertices (flat indices), as float32 on the field's device."""
-        multi = np.stack(np.unravel_index(np.asarray(index), self.shape), axis=-1)
+    def unit_vertices(self, field: NeuralField, index: torch.Tensor) -> torch.Tensor:
+        """Unit-box coordinates of vertices (flat indices, a tensor), as float32 on the field's device.
+
+        Made on the device (in float64, then rounded), so a GPU evaluates a grid without host traffic."""
+        index = torch.as_tensor(index, device=field.device)
+        multi = []
+        for size in reversed(self.shape):
+            multi.append(torch.remainder(index, size))
+            index = torch.div(index, size, rounding_mode="floor")
+        multi_index = torch.stack(multi[::-1], dim=-1).double()
         norm = field.normalization
-        unit = (self.lower - norm.center) / norm.scale + (self.spacing / norm.scale) * multi
-        return torch.from_numpy(unit.astype(np.float32)).to(field.device)
+        origin = torch.as_tensor((self.lower - norm.center) / norm.scale, device=field.device)
+        return (origin + (self.spacing / norm.scale) * multi_index).float()
 
 
 def field_grid(field: NeuralField, resolution: int, bounds: Optional[Sequence[float]] = None) -> Grid:
@@ -123,12 +130,15 @@ def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = No
     Vertex coordinates are made one batch at a time, so a 512^3 grid never
     holds all its coordinates in memory at once.
     """
-    index = np.arange(grid.size) if index is None else np.asarray(index)
-    out = np.empty(len(index), dtype=np.float64)
-    with progress_bar(len(index), "field on grid", quiet=quiet) as bar:
-        for start in range(0, len(index), batch_size):
-            chunk = index[start: start + batch_size]
-            unit = field.unit_values(grid.unit_vertices(field, chunk), batch_size)
-            out[start: start + len(chunk)] = unit.double().cpu().numpy()
-            bar.update(len(chunk))
-    return out * field.normalization.scale
+    batch_size = field.batch_size(batch_size)
+    count = grid.size if index is None else len(index)
+    if index is not None:
+        index = torch.as_tensor(np.asarray(index, dtype=np.int64), device=field.device)
+    out = torch.empty(count, device=field.device)
+    with progress_bar(count, "field on grid", quiet=quiet) as bar:
+        for start in range(0, count, batch_size):
+            stop = min(start + batch_size, count)
+            chunk = (torch.arange(start, stop, device=field.device) if index is None else index[start:stop])
+            out[start:stop] = field.unit_values(grid.unit_vertices(field, chunk), batch_size)
+            bar.update(stop - start)
+    return out.cpu().double().numpy() * field.normalization.scale

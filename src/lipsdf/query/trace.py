@@ -25,6 +25,11 @@ from lipsdf.query.grid import Device, use_device
 
 DEFAULT_MAX_STEPS = 128
 DEFAULT_EPSILON = 1e-4  # hit threshold, in units of the field's scale
+# Half-size (unit-box units, about 0.5% of a shape's diagonal) of the tetrahedron whose four values give the
+# shading normals of pictures: the gradient of a ReLU network is piecewise constant, so its exact normals
+# show the linear pieces as facets; their average over this small neighbourhood does not.
+SHADING_SMOOTHING = 0.015
+_TETRAHEDRON = np.array([[1.0, -1.0, -1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, 1.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,8 @@ def _box_interval(origins: torch.Tensor, directions: torch.Tensor, lower: float,
 
 def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray,
                  max_steps: int = DEFAULT_MAX_STEPS, epsilon: Optional[float] = None, cone: float = 0.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, device: Device = None) -> TraceResult:
+                 batch_size: int = DEFAULT_BATCH_SIZE, device: Device = None, smoothing: float = 0.0
+                 ) -> TraceResult:
     """March rays ``origins + t * directions`` (world units, unit directions) to the field's zero level.
 
     Each step advances by ``f``; a ray hits when ``f < epsilon + cone * t``
@@ -152,7 +158,10 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
     half a pixel's angle, so that rays grazing the silhouette stop once they
     are within their pixel's footprint), and misses when it leaves the field's
     box. Rays still marching after ``max_steps`` count as misses
-    (``unfinished``). Normals are the normalised gradient at the hits.
+    (``unfinished``). Normals are the normalised gradient at the hits, or with
+    ``smoothing`` > 0 (unit-box units) the central-difference gradient over a
+    tetrahedron of that half-size: the gradient averaged over a small
+    neighbourhood, which hides the linear pieces of a ReLU network in shading.
 
     Examples
     --------
@@ -165,6 +174,8 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
     ((1,), False)
     """
     started = time.perf_counter()
+    if not smoothing >= 0:
+        raise LipsdfError(f"the shading smoothing must be >= 0, got {smoothing}", option="smoothing")
     field = use_device(field, device)
     if field.dim != 3:
         raise LipsdfError(f"sphere tracing needs a 3D field, this one is {field.dim}D; "
@@ -195,7 +206,12 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
 
     hits = torch.nonzero(hit).flatten()
     points_unit = origins_unit[hits] + t[hits, None] * directions_t[hits]
-    _, gradients = field.unit_values_and_gradients(points_unit, batch_size)
+    if smoothing > 0:
+        corners = torch.as_tensor(_TETRAHEDRON, dtype=points_unit.dtype, device=points_unit.device)
+        values = field.unit_values((points_unit[:, None, :] + smoothing * corners).reshape(-1, 3), batch_size)
+        gradients = (values.reshape(-1, 4, 1) * corners).sum(dim=1)
+    else:
+        _, gradients = field.unit_values_and_gradients(points_unit, batch_size)
     depth = np.full(n, np.nan)
     points = np.full((n, 3), np.nan)
     normals = np.full((n, 3), np.nan)
@@ -223,11 +239,11 @@ def shape_framing(field: NeuralField, batch_size: int = DEFAULT_BATCH_SIZE) -> t
 
 def trace_image(field: NeuralField, camera: Camera, max_steps: int = DEFAULT_MAX_STEPS,
                 epsilon: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                device: Device = None) -> TraceResult:
+                device: Device = None, smoothing: float = 0.0) -> TraceResult:
     """Sphere-trace one ray per pixel of ``camera``; arrays come back with shape ``(height, width, ...)``."""
     origins, directions = camera.rays()
     half_pixel = math.tan(math.radians(camera.fov) / 2) / camera.height  # radians, near the axis
-    result = sphere_trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, device)
+    result = sphere_trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, device, smoothing)
     shape = (camera.height, camera.width)
     for name in ("hit", "depth", "steps", "stepped_through"):
         setattr(result, name, getattr(result, name).reshape(shape))
