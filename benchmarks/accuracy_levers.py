@@ -86,11 +86,17 @@ CONTENDERS = {
     "fit-hinge, width 64, 120 epochs, lr 1e-2": (FRANCE, "all", _with(
         _dist(OLD_2D, loss="fit-hinge", lr=1e-2, epochs=120), model={"width": 64})),
     "new default: `lipsdf fit` (signed data with distances)": (FRANCE, "default", {}),
+    "new default with Softplus(100)": (FRANCE, "activation", {"model": {"activation": "softplus", "beta": 100.0}}),
     "bunny: old default (hKR, 20 x 128, lr 5e-4)": (BUNNY, "baseline", OLD_3D),
     "bunny: lr 1e-2": (BUNNY, "learning rate", _with(OLD_3D, training={"lr": 1e-2})),
     "bunny: fit-hinge, width 64, 150 epochs, lr 5e-3": (BUNNY, "all", _with(
         _dist(OLD_3D, loss="fit-hinge", lr=5e-3, epochs=150), model={"width": 64})),
     "bunny: new default: `lipsdf fit`": (BUNNY, "default", {}),
+    "bunny --quick: new default (40 epochs)": (BUNNY, "default", {"quick": True, "training": {"epochs": 40}}),
+    "bunny --quick: Softplus(100) (40 epochs)": (BUNNY, "activation", {
+        "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 100.0}}),
+    "bunny --quick: Softplus(30) (40 epochs)": (BUNNY, "activation", {
+        "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 30.0}}),
 }
 
 
@@ -110,7 +116,9 @@ def run(name: str) -> dict:
     options = dict(options)
     mode = options.pop("mode", None)
     with tempfile.TemporaryDirectory() as folder:
-        metrics = fit(shape, folder, mode=mode, **options).to_dict()
+        result = fit(shape, folder, mode=mode, **options)
+        records = [json.loads(line) for line in result.files["log"].read_text().splitlines()]
+    metrics = result.to_dict()
     surface = metrics["surface"] or {}
     return {"shape": shape.stem, "lever": lever, "train_seconds": metrics["seconds"]["train"],
             "chamfer_l1_rel": surface.get("chamfer_l1_rel"), "hausdorff_rel": surface.get("hausdorff_rel"),
@@ -119,7 +127,30 @@ def run(name: str) -> dict:
             "mae_near_rel": metrics["distance"]["near"]["mae_rel"],
             "sign_accuracy_near": metrics["distance"]["near"]["sign_accuracy"],
             "gradient_norm_median": metrics["gradient_norm"]["median"],
-            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d")}
+            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d"),
+            "curve": [[r["seconds"], r["mae_rel"], r["sign_accuracy"]] for r in records]}
+
+
+def plot(out: dict) -> None:
+    """Test error against training time, for the rows that kept their per-epoch log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, row in out["rows"].items():
+        if not row.get("curve"):
+            continue
+        seconds, mae, sign = zip(*row["curve"])
+        axes[0].plot(seconds, [100 * v for v in mae], label=f"{row['shape']}: {name}")
+        axes[1].plot(seconds, [100 * (1 - v) for v in sign], label=f"{row['shape']}: {name}")
+    axes[0].set(xlabel="training seconds (2-core CPU)", ylabel="test MAE, % of the diagonal", yscale="log")
+    axes[1].set(xlabel="training seconds (2-core CPU)", ylabel="test sign errors, %", yscale="log")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(RESULTS / "accuracy_levers.png", dpi=110)
+    plt.close(figure)
 
 
 def write(out: dict) -> None:
@@ -139,7 +170,10 @@ def write(out: dict) -> None:
                      f"{100 * r['mae_uniform_rel']:.2f}% | {100 * r['mae_near_rel']:.2f}% | "
                      f"{100 * r['sign_accuracy_near']:.1f}% | {r['gradient_norm_median']:.2f} | "
                      f"{r['max_pair_ratio']:.4f} |")
+    lines += ["", "Quality against training time, for the rows run with their per-epoch log "
+              "(the test errors of each epoch, on 4096 test points):", "", "![curves](accuracy_levers.png)"]
     (RESULTS / "accuracy_levers.md").write_text("\n".join(lines) + "\n")
+    plot(out)
 
 
 def main() -> None:

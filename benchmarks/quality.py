@@ -4,22 +4,27 @@ Run by hand (not part of the tests); needs ../shared/data:
 
     .venv/bin/python benchmarks/quality.py [--budget-3d SECONDS] [--budget-2d SECONDS] [--shapes NAME ...]
 
-For each shape (bunny, spot, fandisk, suzanne, and the outlines of France and
-Japan), four contenders train for the same wall-clock budget:
+For each shape (bunny, spot, fandisk, suzanne, the outlines of France and
+Japan, the fandisk's feature lines (a 3D polyline) and the raw bunny scan (a
+point cloud)), the contenders train for the same wall-clock budget:
 
-* ``ours``: SLL 20 x 128, hKR loss on a ``signed`` dataset, the default
-  ``lipsdf`` recipe; on suzanne, which is open, also on an ``unsigned``
-  dataset (``ours_unsigned``);
+* ``ours``: lipsdf's default, SLL 20 x 64 at lr 5e-3, ``fit-hinge`` on a
+  ``signed`` dataset with exact distances (hKR on the point cloud, which has
+  none); ``unsigned`` on the feature lines; on suzanne, which is open, also
+  on an ``unsigned`` dataset (``ours_unsigned``);
+* ``ours_paper``: the paper's setting, SLL 20 x 128, hKR, ``--recipe paper``
+  (lr 5e-4, constant margin);
 * ``mlp``: softplus MLP 8 x 256 fitted to exact distances (``dist``) with an
-  eikonal term (L1 fit + 0.1 eikonal);
-* ``siren``: SIREN 5 x 256, same loss on the same data;
+  eikonal term (L1 fit + 0.1 eikonal), lr 5e-4;
+* ``siren``: SIREN 5 x 256, same loss on the same data, lr 5e-4;
 * ``sald``: geometric-init MLP 8 x 256, SALD loss on ``sal`` data (unsigned
-  distances near the surface, and surface normals).
+  distances near the surface, and surface normals), lr 5e-4.
 
-Every contender uses the trainer's defaults (batch 4096, lr 5e-4, Adam). The
-number of epochs that fits the budget is measured first, by timing one epoch
-on a slice of the data, since the learning-rate and margin schedules need the
-length up front. Then every field goes through ``lipsdf eval`` against the
+The baselines need exact distances, so they are not run on the point cloud
+(SALD is: it needs unsigned distances only, here to the points). Batch 4096,
+Adam. The number of epochs that fits the budget is measured first, by timing
+one epoch on a slice of the data, since the learning-rate and margin
+schedules need the length up front. Then every field goes through ``lipsdf eval`` against the
 input shape with the default evaluation settings. Writes
 benchmarks/results/quality.json and quality.md.
 """
@@ -51,22 +56,30 @@ SHAPES = {
     "suzanne": "meshes/suzanne.obj",
     "france": "polylines2d/fra.obj",
     "japan": "polylines2d/jpn.obj",
+    "fandisk_features": "polylines3d/fandisk_features.obj",
+    "bunny_scan": "pointclouds/bunny_scan_points.xyz",
 }
-# contender -> (dataset mode, architecture)
-CONTENDERS = {"ours": ("signed", "sll"), "ours_unsigned": ("unsigned", "sll"), "mlp": ("dist", "mlp"),
-              "siren": ("dist", "siren"), "sald": ("sal", "mlp")}
+# contender -> (dataset mode, model overrides, training overrides)
+CONTENDERS = {
+    "ours": ("signed", {"arch": "sll", "width": 64}, {}),
+    "ours_paper": ("signed", {"arch": "sll", "width": 128}, {"loss": "hkr", "recipe": "paper"}),
+    "ours_unsigned": ("unsigned", {"arch": "sll", "width": 64}, {}),
+    "mlp": ("dist", {"arch": "mlp"}, {"lr": 5e-4}),
+    "siren": ("dist", {"arch": "siren"}, {"lr": 5e-4}),
+    "sald": ("sal", {"arch": "mlp"}, {"lr": 5e-4}),
+}
 # Open surfaces, where an unsigned field is the natural fit (the signed one relies on the winding number's
 # guess of an inside); both are measured there.
 OPEN = {"suzanne"}
 CALIBRATION_POINTS = 20_000
 
 
-def epochs_for_budget(dataset: PointDataset, model: dict, budget: float) -> int:
+def epochs_for_budget(dataset: PointDataset, model: dict, budget: float, training: dict) -> int:
     """Epochs of ``dataset`` that fit in ``budget`` seconds, from one timed epoch on a slice of it."""
     subset = PointDataset(dataset.mode, {k: v[:CALIBRATION_POINTS] if k in ("points", "labels", "distances") else v
                                          for k, v in dataset.arrays.items()}, dataset.normalization,
                           dict(dataset.metadata))
-    config = TrainingConfig(epochs=2, checkpoint_every=0)
+    config = TrainingConfig(epochs=2, checkpoint_every=0, **training)
     record = []
     trainer = Trainer(subset, model, config, callback=lambda r: record.append(time.perf_counter()))
     started = time.perf_counter()
@@ -82,18 +95,21 @@ def run_shape(name: str, budget: float, n: int, contenders: list[str]) -> dict:
     out = {"budget_seconds": budget, "contenders": {}}
     datasets: dict[str, PointDataset] = {}
     for contender in contenders:
-        if contender == "ours_unsigned" and name not in OPEN:
+        mode, overrides, training = CONTENDERS[contender]
+        if mode == "signed" and not shape.has_inside:  # the feature lines: unsigned is the only field
+            mode = "unsigned"
+        if (contender == "ours_unsigned" and name not in OPEN) or (mode == "dist" and shape.kind == "pointcloud"):
             continue
-        mode, arch = CONTENDERS[contender]
         if mode not in datasets:
             started = time.perf_counter()
             datasets[mode] = sample(shape, mode, n=n, n_test=20_000, seed=0)
             print(f"{name}: sampled {mode} in {time.perf_counter() - started:.1f} s", flush=True)
         dataset = datasets[mode]
-        model = model_config(dataset.mode, dataset.dim, arch)
-        epochs = epochs_for_budget(dataset, model, budget)
+        model = model_config(dataset.mode, dataset.dim, **overrides)
+        arch = model["arch"]
+        epochs = epochs_for_budget(dataset, model, budget, training)
         started = time.perf_counter()
-        field = Trainer(dataset, model, TrainingConfig(epochs=epochs, checkpoint_every=0, seed=0)).run()
+        field = Trainer(dataset, model, TrainingConfig(epochs=epochs, checkpoint_every=0, seed=0, **training)).run()
         seconds = time.perf_counter() - started
         metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
         out["contenders"][contender] = {"mode": mode, "model": model, "loss": field.summary.get("loss"),
@@ -113,7 +129,7 @@ def _pct(value, digits: int = 3) -> str:
 def write_results(results: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
-    lines = ["# Quality: lipsdf (SLL + hKR) against the baselines at the same time budget", "",
+    lines = ["# Quality: lipsdf's 1-Lipschitz fields against the baselines at the same time budget", "",
              f"{results['machine']}; budget {results['budget_3d']} s per contender in 3D, "
              f"{results['budget_2d']} s in 2D; {results['points']} training points; "
              f"run on {results['date']}. Lengths are % of the shape's bounding-box diagonal; "
