@@ -209,7 +209,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         camera = orbit_camera(target, radius, args.azimuth, args.elevation, args.up, args.fov, width, height,
                               args.distance)
     result = render_traced(field, camera, output, args.depth, args.normal_map, args.max_steps, args.batch_size,
-                           args.smoothing)
+                           args.smoothing, level=args.iso[0] if args.iso else None)
     written = [str(p) for p in (output, args.depth, args.normal_map) if p]
     _say(args, f"{width} x {height} rays: {100 * result.hit.mean():.1f}% hit, {result.mean_steps:.1f} steps per ray "
                f"on average (max {int(result.steps.max())}), {int(result.stepped_through.sum())} stepped through the "

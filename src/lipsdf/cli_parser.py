@@ -278,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="image (default: FIELD.png)")
     p.add_argument("--bounds", type=float, nargs=4, default=None, metavar=("XMIN", "YMIN", "XMAX", "YMAX"),
                    help="2D: extent of the map, world units (default: the field's box)")
-    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V", help="2D: contours to draw in black")
+    p.add_argument("--iso", type=float, nargs="+", default=None, metavar="V",
+                   help="2D: contours to draw in black; 3D: the level to trace (default: 0, or one grid cell for an "
+                        "unsigned field)")
     p.add_argument("--res", type=_positive_int, default=None, help="2D: map resolution (default: 512)")
     p.add_argument("--overlay", nargs="+", default=None, metavar="POINTS", help="2D: point files to draw on the map")
     p.add_argument("--size", type=_positive_int, nargs=2, default=[512, 512], metavar=("W", "H"),

@@ -12,6 +12,7 @@ from lipsdf.dataset import PointDataset
 from lipsdf.errors import LipsdfError
 from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.files import PathLike, atomic_output
+from lipsdf.query.contour import default_level
 from lipsdf.query.grid import field_grid
 from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING, Camera, TraceResult, orbit_camera, shape_framing, trace_image
 
@@ -240,12 +241,17 @@ def normal_image(result: TraceResult) -> np.ndarray:
 
 def render_traced(field: NeuralField, camera: Camera, path: PathLike, depth: Optional[PathLike] = None,
                   normal_map: Optional[PathLike] = None, max_steps: int = DEFAULT_MAX_STEPS,
-                  batch_size: int = DEFAULT_BATCH_SIZE, smoothing: float = SHADING_SMOOTHING) -> TraceResult:
+                  batch_size: int = DEFAULT_BATCH_SIZE, smoothing: float = SHADING_SMOOTHING,
+                  level: Optional[float] = None) -> TraceResult:
     """Sphere-trace ``field`` through ``camera`` and write the shaded image, and optionally the depth and
     normal maps; returns the trace (hits, steps, rays that stepped through). Shading normals are the
     gradient averaged over ``smoothing`` (unit-box units; 0: the exact gradient, which shows a ReLU
-    network's linear pieces as facets)."""
-    result = trace_image(field, camera, max_steps=max_steps, batch_size=batch_size, smoothing=smoothing)
+    network's linear pieces as facets). ``level``: the level set drawn, world units (default: the one that
+    stands for the shape, :func:`~lipsdf.query.contour.default_level`: 0, or one grid cell for an
+    unsigned field, whose zero set is the curve or surface itself, too thin to draw)."""
+    level = default_level(field) if level is None else level
+    result = trace_image(field, camera, max_steps=max_steps, batch_size=batch_size, smoothing=smoothing,
+                         level=level)
     save_image(shade(result, camera), path)
     if depth is not None:
         save_image(depth_image(result), depth)

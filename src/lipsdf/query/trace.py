@@ -149,9 +149,11 @@ def _box_interval(origins: torch.Tensor, directions: torch.Tensor, lower: float,
 
 def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray,
                  max_steps: int = DEFAULT_MAX_STEPS, epsilon: Optional[float] = None, cone: float = 0.0,
-                 batch_size: int = DEFAULT_BATCH_SIZE, device: Device = None, smoothing: float = 0.0
-                 ) -> TraceResult:
-    """March rays ``origins + t * directions`` (world units, unit directions) to the field's zero level.
+                 batch_size: int = DEFAULT_BATCH_SIZE, device: Device = None, smoothing: float = 0.0,
+                 level: float = 0.0) -> TraceResult:
+    """March rays ``origins + t * directions`` (world units, unit directions) to the field's level ``level``
+    (world units; 0 by default; an unsigned field's surface is a small positive level, see
+    :func:`~lipsdf.query.contour.default_level`). ``f - level`` is 1-Lipschitz too, so the march is as safe.
 
     Each step advances by ``f``; a ray hits when ``f < epsilon + cone * t``
     (``epsilon`` in world units, default 1e-4 of the field's scale; ``cone``:
@@ -182,6 +184,7 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
                           "`lipsdf render` draws 2D fields as maps")
     norm = field.normalization
     epsilon = (DEFAULT_EPSILON * norm.scale if epsilon is None else epsilon) / norm.scale
+    level_unit = float(level) / norm.scale
     origins_unit = field.unit_tensor(origins)
     directions_t = torch.from_numpy(np.asarray(directions, dtype=np.float32)).to(field.device)
     n = len(origins_unit)
@@ -193,7 +196,8 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
     for step in range(max_steps):
         if len(active) == 0:
             break
-        values = field.unit_values(origins_unit[active] + t[active, None] * directions_t[active], batch_size)
+        values = field.unit_values(origins_unit[active] + t[active, None] * directions_t[active],
+                                   batch_size) - level_unit
         steps[active] += 1
         arrived = values < epsilon + cone * t[active]
         hit[active[arrived]] = True
@@ -239,11 +243,12 @@ def shape_framing(field: NeuralField, batch_size: int = DEFAULT_BATCH_SIZE) -> t
 
 def trace_image(field: NeuralField, camera: Camera, max_steps: int = DEFAULT_MAX_STEPS,
                 epsilon: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                device: Device = None, smoothing: float = 0.0) -> TraceResult:
+                device: Device = None, smoothing: float = 0.0, level: float = 0.0) -> TraceResult:
     """Sphere-trace one ray per pixel of ``camera``; arrays come back with shape ``(height, width, ...)``."""
     origins, directions = camera.rays()
     half_pixel = math.tan(math.radians(camera.fov) / 2) / camera.height  # radians, near the axis
-    result = sphere_trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, device, smoothing)
+    result = sphere_trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, device, smoothing,
+                          level)
     shape = (camera.height, camera.width)
     for name in ("hit", "depth", "steps", "stepped_through"):
         setattr(result, name, getattr(result, name).reshape(shape))
