@@ -375,6 +375,11 @@ class Trainer:
         signed_truth = bool(self.dataset.metadata.get("signed_truth", True))
         self.kind = "unsigned" if mode == "unsigned" or (mode in ("dist", "sal") and not signed_truth) else "signed"
         self.diagonal = bounding_box_diagonal(self.dataset.world("surface_points"))
+        points, truth = self.dataset.world("test_points"), self.dataset.world("test_distances")
+        if len(points) > EPOCH_TEST_POINTS:
+            pick = np.random.default_rng(self.config.seed).choice(len(points), EPOCH_TEST_POINTS, replace=False)
+            points, truth = points[pick], truth[pick]
+        self._epoch_test = points, truth  # the fixed subset behind each epoch's logged test errors
 
     # ------------------------------------------------------------------ the loop
 
@@ -550,12 +555,6 @@ class Trainer:
     def _test_metrics(self, field: NeuralField) -> dict[str, float]:
         """Errors on a fixed random subset of the test points (all of them at the last epoch is
         ``lipsdf eval``'s job): cheap enough to log every epoch without slowing small-batch training."""
-        if not hasattr(self, "_epoch_test"):
-            points, truth = self.dataset.world("test_points"), self.dataset.world("test_distances")
-            if len(points) > EPOCH_TEST_POINTS:
-                pick = np.random.default_rng(self.config.seed).choice(len(points), EPOCH_TEST_POINTS, replace=False)
-                points, truth = points[pick], truth[pick]
-            self._epoch_test = points, truth
         points, truth = self._epoch_test
         signed = self.kind == "signed" and bool(self.dataset.metadata.get("signed_truth", True))
         return distance_errors(field(points), truth, signed, self.diagonal)
