@@ -110,6 +110,41 @@ def test_schedules_are_tensor_arithmetic_with_the_documented_values():
     assert ours.values(400)["lr_factor"] == pytest.approx(0.02)
 
 
+def test_unsigned_fields_keep_a_constant_margin_and_signed_ones_shrink_it():
+    from lipsdf.training import Schedule
+
+    def margin(kind, step, **config):
+        return Schedule(TrainingConfig(epochs=40, **config), 400, 10, kind).values(step)["margin"]
+
+    assert margin("unsigned", 0) == margin("unsigned", 399) == pytest.approx(0.02)
+    assert margin("unsigned", 399, margin=0.03) == pytest.approx(0.03)
+    assert margin("unsigned", 399, final_margin=0.01) == pytest.approx(0.01)
+    assert margin("unsigned", 399, recipe="paper") == margin("signed", 399, recipe="paper") == 0.01
+    assert margin("signed", 0) == pytest.approx(0.01) and margin("signed", 399) == pytest.approx(0.0025)
+    with pytest.raises(LipsdfError, match="final margin"):
+        TrainingConfig(margin=0.01, final_margin=0.02)
+
+
+def test_unsigned_fit_puts_its_zero_level_on_the_shape():
+    """The network rounds the crease of |d| off above zero; the field's offset moves it back onto the
+    shape, and the result is still a 1-Lipschitz, non-negative fit of the analytic unsigned distance."""
+    from lipsdf.evaluate import lipschitz_ratio
+
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "unsigned", n=20_000, n_test=2_000, seed=0)
+    field = train(data, SMALL, TrainingConfig(**FAST))
+    assert field.summary["loss"] == "fit-hinge" and field.offset < 0
+    angles = np.random.default_rng(3).uniform(0, 2 * np.pi, 5_000)
+    on_circle = CENTER_2D + RADIUS_2D * np.column_stack([np.cos(angles), np.sin(angles)])
+    assert np.median(field(on_circle)) < 0.002 * diagonal
+    rng = np.random.default_rng(4)
+    radii = RADIUS_2D + rng.uniform(-0.05, 0.05, 5_000) * diagonal  # within 5% of the diagonal of it
+    near = CENTER_2D + radii[:, None] * np.column_stack([np.cos(angles), np.sin(angles)])
+    values = field(near)
+    assert values.min() >= 0 and np.abs(values - np.abs(sdf(near))).mean() < 0.015 * diagonal
+    assert lipschitz_ratio(field, n_pairs=20_000) <= 1 + 1e-9
+
+
 def test_mlp_with_eikonal_term_fits_known_distances():
     make_shape, sdf, diagonal = CASES["circle"]
     data = sample(make_shape(), "dist", n=20_000, n_test=2_000, seed=0)

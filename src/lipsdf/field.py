@@ -10,8 +10,11 @@ where ``g`` is the network; a uniform scale keeps the Lipschitz constant, so a
 1-Lipschitz network gives a 1-Lipschitz world field, and gradients are the
 same in both coordinates. An unsigned field is ``|g + offset|``: the hKR loss
 on surface/other labels leaves the surface at about ``-margin``, and the
-offset (the final margin) moves it back to zero; the absolute value (still
-1-Lipschitz) also makes sign-agnostic fits of open shapes non-negative.
+offset (the final margin) moves it back to zero; a field fitted to unsigned
+distances rounds its crease on the shape off a little above zero, and the
+offset (minus the network's median on the shape's surface samples) moves that
+back to zero. The absolute value (still 1-Lipschitz) also makes sign-agnostic
+fits of open shapes non-negative.
 """
 
 from __future__ import annotations

@@ -17,9 +17,12 @@ sal         ``sal`` or ``sald``              unsigned distances, sign-agnostic (
 Two recipes. ``paper``: the public code's defaults (Adam, lr 5e-4, margin
 0.01, lambda warmed up 1 -> 10 -> 100 over the first epochs, constant lr and
 margin). ``lipsdf`` (default): a ten times larger learning rate (5e-3) that
-decays on a cosine, and a margin that shrinks geometrically to
-``final_margin`` while lambda ramps up, so that the zero set ends close to the
-surface. ``benchmarks/accuracy_levers.py`` measures each change.
+decays on a cosine, and, for signed fields, a margin that shrinks
+geometrically to ``final_margin`` while lambda ramps up, so that the zero set
+ends close to the surface; unsigned fields keep a margin of 0.02 and are
+shifted so that their zero level sits on the shape's own surface samples
+(:meth:`TrainingConfig.margins`, :meth:`Trainer._surface_level`).
+``benchmarks/accuracy_levers.py`` measures each change.
 
 All training tensors live on the device; a batch is a slice of a shuffled
 index, with no per-batch Python data loading, and the step reads nothing back
@@ -55,6 +58,8 @@ from lipsdf.progress import progress_bar
 RECIPES = ("lipsdf", "paper")
 MATMUL_PRECISIONS = ("float32", "tf32")
 DEFAULT_LR, PAPER_LR = 5e-3, 5e-4
+DEFAULT_MARGIN, UNSIGNED_MARGIN = 0.01, 0.02  # unit-box units; see TrainingConfig.margins
+CALIBRATION_POINTS = 4096  # surface samples that set an unsigned field's zero level
 EPOCH_TEST_POINTS = 4096  # test points behind each epoch's logged errors
 _GRAPH_WARMUP = 3  # eager steps before a CUDA graph is captured (lets the allocator and kernels settle)
 DEFAULT_ARCH = {"signed": "sll", "unsigned": "sll", "dist": "sll", "sal": "mlp"}
@@ -74,8 +79,10 @@ class TrainingConfig:
     batch_size : points per optimisation step.
     lr : Adam's learning rate (the start of the decay in the ``lipsdf`` recipe); default 5e-3, or the
         paper's 5e-4 with the ``paper`` recipe.
-    margin : hKR margin (the start of the shrinking in the ``lipsdf`` recipe).
-    final_margin : hKR margin at the end (``lipsdf`` recipe; default ``margin / 4``).
+    margin : the hinge's margin (hKR's, or ``fit-hinge``'s cap), unit-box units; default 0.01, or for
+        unsigned fields in the ``lipsdf`` recipe 0.02 (see :meth:`margins`).
+    final_margin : the margin at the end (``lipsdf`` recipe; default ``margin / 4`` for signed fields,
+        ``margin`` for unsigned ones).
     lam : hKR hinge weight, reached after the warm-up ``lam/100``, ``lam/10``, ``lam``.
     recipe : ``lipsdf`` (shrinking margin, cosine lr decay) or ``paper`` (both constant).
     loss : ``hkr``, ``fit``, ``sal`` or ``sald``; default from the dataset's mode.
@@ -98,7 +105,7 @@ class TrainingConfig:
     epochs: int = 100
     batch_size: int = 4096
     lr: Optional[float] = None
-    margin: float = 0.01
+    margin: Optional[float] = None
     final_margin: Optional[float] = None
     lam: float = 100.0
     recipe: str = "lipsdf"
@@ -115,11 +122,10 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise LipsdfError("epochs and batch size must be positive")
-        if not (self.learning_rate > 0 and self.margin > 0 and self.lam > 0):
+        if not (self.learning_rate > 0 and (self.margin is None or self.margin > 0) and self.lam > 0):
             raise LipsdfError("lr, margin and lam must be positive")
-        if self.final_margin is not None and not 0 < self.final_margin <= self.margin:
-            raise LipsdfError(f"final margin must lie in (0, margin = {self.margin}], got {self.final_margin}",
-                              option="final_margin")
+        for kind in ("signed", "unsigned"):
+            self.margins(kind)
         if self.recipe not in RECIPES:
             raise LipsdfError(f"unknown recipe {self.recipe!r}; choose lipsdf or paper", option="recipe")
         if self.loss is not None and self.loss not in LOSSES:
@@ -138,11 +144,32 @@ class TrainingConfig:
             return self.lr
         return PAPER_LR if self.recipe == "paper" else DEFAULT_LR
 
-    @property
-    def end_margin(self) -> float:
-        if self.recipe == "paper":
-            return self.margin
-        return self.final_margin if self.final_margin is not None else self.margin / 4
+    def margins(self, kind: str = "signed") -> tuple[float, float]:
+        """The hinge margin at the start and at the end of training, for a ``signed`` or ``unsigned`` field.
+
+        Signed fields (``lipsdf`` recipe) start at 0.01 and shrink to a quarter of it, so that the zero set
+        ends close to the surface. Unsigned fields keep a margin of 0.02: their surface is drawn at a small
+        level above zero (one grid cell), and the hinge, which asks ``f >= min(margin, d)``, is what keeps
+        the field from sagging below that level between curves or sheets that are close together (where
+        it would draw a web between them); measured in ``benchmarks/accuracy_levers.py``. The ``paper``
+        recipe keeps 0.01 throughout.
+
+        Examples
+        --------
+        >>> TrainingConfig().margins("signed"), TrainingConfig().margins("unsigned")
+        ((0.01, 0.0025), (0.02, 0.02))
+        """
+        unsigned = kind == "unsigned" and self.recipe != "paper"
+        start = self.margin if self.margin is not None else (UNSIGNED_MARGIN if unsigned else DEFAULT_MARGIN)
+        if self.final_margin is None:
+            end = start if self.recipe == "paper" or unsigned else start / 4
+        elif self.recipe == "paper":
+            end = start
+        else:
+            end = self.final_margin
+        if not 0 < end <= start:
+            raise LipsdfError(f"final margin must lie in (0, margin = {start}], got {end}", option="final_margin")
+        return start, end
 
 
 @dataclass
@@ -157,6 +184,7 @@ class Schedule:
     config: TrainingConfig
     total_steps: int
     steps_per_epoch: int = 1
+    kind: str = "signed"  # the field's: it sets the default margins
 
     def warmup_epochs(self) -> int:
         return max(1, round(0.05 * self.config.epochs))
@@ -173,9 +201,10 @@ class Schedule:
         return self.config.lam * 0.01 ** (1.0 - self.progress(step))
 
     def margin(self, step: torch.Tensor) -> torch.Tensor:
-        if self.config.recipe == "paper":
-            return torch.full_like(step, self.config.margin)
-        return self.config.margin * (self.config.end_margin / self.config.margin) ** self.progress(step)
+        start, end = self.config.margins(self.kind)
+        if start == end:
+            return torch.full_like(step, start)
+        return start * (end / start) ** self.progress(step)
 
     def lr_factor(self, step: torch.Tensor) -> torch.Tensor:
         if self.config.recipe == "paper":
@@ -417,7 +446,7 @@ class Trainer:
         n = len(data.points)
         batch = min(config.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
-        schedule = Schedule(config, steps_per_epoch * config.epochs, steps_per_epoch)
+        schedule = Schedule(config, steps_per_epoch * config.epochs, steps_per_epoch, self.kind)
         tensors = dict(order=torch.zeros(steps_per_epoch * batch, dtype=torch.long, device=self.device),
                        step_count=torch.zeros((), dtype=torch.float64, device=self.device), lr=lr,
                        loss_sum=torch.zeros((), device=self.device))
@@ -547,10 +576,27 @@ class Trainer:
     # ------------------------------------------------------------------ fields, metrics, files
 
     def _field(self, model: torch.nn.Module, margin: float) -> NeuralField:
-        """A field around ``model`` (which it takes over); unsigned hKR fields are shifted by the margin."""
-        offset = margin if self.kind == "unsigned" and self.loss_name == "hkr" else 0.0
+        """A field around ``model`` (which it takes over), with the offset that puts an unsigned field's
+        zero level on the shape: the margin for hKR, the surface level for losses on distances."""
+        offset = 0.0
+        if self.kind == "unsigned":
+            offset = margin if self.loss_name == "hkr" else -self._surface_level(model)
         return NeuralField(model, self.dataset.normalization, self.model_config, kind=self.kind,
                            offset=offset, metadata=self.dataset.metadata, device=self.device)
+
+    def _surface_level(self, model: torch.nn.Module) -> float:
+        """The median of the network on the shape's own surface samples (unit-box units).
+
+        A 1-Lipschitz network cannot make the sharp crease of an unsigned distance on its zero set (a
+        cone around a curve, a V across a sheet): it rounds the bottom off, a little above zero. The
+        field ``|g - level|`` puts that bottom back at zero, so the thin level sets drawn just above it
+        are tubes around the whole shape rather than broken pieces of one; a constant shift keeps the
+        field 1-Lipschitz. Measured in ``benchmarks/accuracy_levers.py``.
+        """
+        surface = self.dataset.arrays["surface_points"][:CALIBRATION_POINTS]
+        with torch.no_grad():
+            values = model(torch.as_tensor(surface, dtype=torch.float32, device=self.device))
+        return float(values.median())
 
     def _test_metrics(self, field: NeuralField) -> dict[str, float]:
         """Errors on a fixed random subset of the test points (all of them at the last epoch is
