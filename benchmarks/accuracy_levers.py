@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 FRANCE = DATA / "polylines2d" / "fra.obj"
 BUNNY = DATA / "meshes" / "stanford-bunny.obj"
+FEATURES = DATA / "polylines3d" / "fandisk_features.obj"
 RESULTS = ROOT / "benchmarks" / "results"
 
 OLD_2D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 1e-3, "epochs": 40}}
@@ -87,12 +88,49 @@ CONTENDERS = {
         _dist(OLD_2D, loss="fit-hinge", lr=1e-2, epochs=120), model={"width": 64})),
     "new default: `lipsdf fit` (signed data with distances)": (FRANCE, "default", {}),
     "new default with Softplus(100)": (FRANCE, "activation", {"model": {"activation": "softplus", "beta": 100.0}}),
+    "new default, ortho 8 x 64 (Björck + MaxMin)": (FRANCE, "architecture", {"model": {"arch": "ortho", "layers": 8,
+                                                                                       "width": 64}}),
+    "new default, ortho 12 x 64 (Björck + MaxMin)": (FRANCE, "architecture", {"model": {"arch": "ortho",
+                                                                                        "layers": 12, "width": 64}}),
+    "new default, SLL 10 x 96": (FRANCE, "architecture", {"model": {"layers": 10, "width": 96}}),
     "bunny: old default (hKR, 20 x 128, lr 5e-4)": (BUNNY, "baseline", OLD_3D),
     "bunny: lr 1e-2": (BUNNY, "learning rate", _with(OLD_3D, training={"lr": 1e-2})),
     "bunny: fit-hinge, width 64, 150 epochs, lr 5e-3": (BUNNY, "all", _with(
         _dist(OLD_3D, loss="fit-hinge", lr=5e-3, epochs=150), model={"width": 64})),
     "bunny: new default: `lipsdf fit`": (BUNNY, "default", {}),
     "bunny --quick: new default (40 epochs)": (BUNNY, "default", {"quick": True, "training": {"epochs": 40}}),
+    "bunny: new default, lr 1e-2, near sigmas 0.005, 0.02, 0.05": (BUNNY, "all", {
+        "training": {"lr": 1e-2}, "sampling": {"near_sigmas": (0.005, 0.02, 0.05)}}),
+    "bunny --quick: new default (80 epochs)": (BUNNY, "default", {"quick": True}),
+    "bunny --quick: uniform fraction 0.3": (BUNNY, "sampling", {"quick": True, "sampling": {"uniform_fraction": 0.3}}),
+    "bunny --quick: near sigmas 0.005, 0.02, 0.05": (BUNNY, "sampling", {
+        "quick": True, "sampling": {"near_sigmas": (0.005, 0.02, 0.05)}}),
+    "bunny --quick: lam 1000": (BUNNY, "loss", {"quick": True, "training": {"lam": 1000.0}}),
+    "bunny --quick: lam 10": (BUNNY, "loss", {"quick": True, "training": {"lam": 10.0}}),
+    "bunny --quick: lr 1e-2": (BUNNY, "learning rate", {"quick": True, "training": {"lr": 1e-2}}),
+    "bunny --quick: lr 1e-2, near sigmas 0.005, 0.02, 0.05": (BUNNY, "all", {
+        "quick": True, "training": {"lr": 1e-2}, "sampling": {"near_sigmas": (0.005, 0.02, 0.05)}}),
+    "features --quick: margin 0.01 -> 0.0025 (the old default) †": (FEATURES, "baseline", {
+        "quick": True, "training": {"margin": 0.01, "final_margin": 0.0025}}),
+    "features --quick: near sigmas 0.002, 0.01, 0.05 †": (FEATURES, "sampling", {
+        "quick": True, "sampling": {"near_sigmas": (0.002, 0.01, 0.05)},
+        "training": {"margin": 0.01, "final_margin": 0.0025}}),
+    "features --quick: constant margin 0.01 †": (FEATURES, "margin", {
+        "quick": True, "training": {"margin": 0.01, "final_margin": 0.01}}),
+    "features --quick: constant margin 0.02 †": (FEATURES, "margin", {
+        "quick": True, "training": {"margin": 0.02, "final_margin": 0.02}}),
+    "features --quick: constant margin 0.04 †": (FEATURES, "margin", {
+        "quick": True, "training": {"margin": 0.04, "final_margin": 0.04}}),
+    "features --quick: constant margin 0.02, lam 1000 †": (FEATURES, "margin", {
+        "quick": True, "training": {"margin": 0.02, "final_margin": 0.02, "lam": 1000.0}}),
+    "features --quick: near sigmas 0.002, 0.01, 0.05, constant margin 0.02 †": (FEATURES, "all", {
+        "quick": True, "sampling": {"near_sigmas": (0.002, 0.01, 0.05)},
+        "training": {"margin": 0.02, "final_margin": 0.02}}),
+    "features: margin 0.01 -> 0.0025, no surface level (the old default) †": (FEATURES, "baseline", {
+        "training": {"margin": 0.01, "final_margin": 0.0025}}),
+    "features: constant margin 0.02, no surface level †": (FEATURES, "margin", {
+        "training": {"margin": 0.02, "final_margin": 0.02}}),
+    "features: new default: `lipsdf fit` (constant margin 0.02, surface level)": (FEATURES, "default", {}),
     "bunny --quick: Softplus(100) (40 epochs)": (BUNNY, "activation", {
         "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 100.0}}),
     "bunny --quick: Softplus(30) (40 epochs)": (BUNNY, "activation", {
@@ -125,10 +163,10 @@ def run(name: str) -> dict:
             "normal_consistency": surface.get("normal_consistency"),
             "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"],
             "mae_near_rel": metrics["distance"]["near"]["mae_rel"],
-            "sign_accuracy_near": metrics["distance"]["near"]["sign_accuracy"],
+            "sign_accuracy_near": metrics["distance"]["near"].get("sign_accuracy"),
             "gradient_norm_median": metrics["gradient_norm"]["median"],
             "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d"),
-            "curve": [[r["seconds"], r["mae_rel"], r["sign_accuracy"]] for r in records]}
+            "curve": [[r["seconds"], r["mae_rel"], r.get("sign_accuracy")] for r in records]}
 
 
 def plot(out: dict) -> None:
@@ -144,7 +182,8 @@ def plot(out: dict) -> None:
             continue
         seconds, mae, sign = zip(*row["curve"])
         axes[0].plot(seconds, [100 * v for v in mae], label=f"{row['shape']}: {name}")
-        axes[1].plot(seconds, [100 * (1 - v) for v in sign], label=f"{row['shape']}: {name}")
+        if None not in sign:  # unsigned fields have no sign
+            axes[1].plot(seconds, [100 * (1 - v) for v in sign], label=f"{row['shape']}: {name}")
     axes[0].set(xlabel="training seconds (2-core CPU)", ylabel="test MAE, % of the diagonal", yscale="log")
     axes[1].set(xlabel="training seconds (2-core CPU)", ylabel="test sign errors, %", yscale="log")
     axes[0].legend(fontsize=7)
@@ -159,16 +198,21 @@ def write(out: dict) -> None:
              f"{out['machine']}. `python benchmarks/accuracy_levers.py`. Every row is one `lipsdf fit` that differs "
              "from the old default (first row of each shape) as its name says; SLL throughout, so every field is "
              "1-Lipschitz by construction. Lengths are % of the diagonal. Rows marked * shared the CPU with other "
-             "work, so their training time is inflated (their quality is not affected).", "",
+             "work, so their training time is inflated (their quality is not affected). Rows marked † were measured "
+             "before unsigned fields were shifted to their surface level (`Trainer._surface_level`), which every "
+             "unsigned fit on distances now gets.", "",
              "| shape | change | lever | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | MAE near | "
              "sign acc. near | grad norm median | largest pair ratio |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in out["rows"].items():
         seconds = f"{r['train_seconds']:.0f}" + (" *" if r.get("shared_cpu") else "")
+        near = "—" if r["mae_near_rel"] is None else f"{100 * r['mae_near_rel']:.2f}%"  # rows run without it
+        sign = "—" if r["sign_accuracy_near"] is None else f"{100 * r['sign_accuracy_near']:.1f}%"  # unsigned
+        consistency = "—" if r["normal_consistency"] is None else f"{r['normal_consistency']:.3f}"  # curves
         lines.append(f"| {r['shape']} | {name} | {r['lever']} | {seconds} | {100 * r['chamfer_l1_rel']:.3f}% | "
-                     f"{100 * r['hausdorff_rel']:.2f}% | {r['normal_consistency']:.3f} | "
-                     f"{100 * r['mae_uniform_rel']:.2f}% | {100 * r['mae_near_rel']:.2f}% | "
-                     f"{100 * r['sign_accuracy_near']:.1f}% | {r['gradient_norm_median']:.2f} | "
+                     f"{100 * r['hausdorff_rel']:.2f}% | {consistency} | "
+                     f"{100 * r['mae_uniform_rel']:.2f}% | {near} | "
+                     f"{sign} | {r['gradient_norm_median']:.2f} | "
                      f"{r['max_pair_ratio']:.4f} |")
     lines += ["", "Quality against training time, for the rows run with their per-epoch log "
               "(the test errors of each epoch, on 4096 test points):", "", "![curves](accuracy_levers.png)"]

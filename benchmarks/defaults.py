@@ -71,7 +71,7 @@ def write(rows: dict) -> None:
              "sign acc. near | grad norm median | largest pair ratio |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
-        nc = "-" if r["normal_consistency"] is None else f"{r['normal_consistency']:.3f}"
+        nc = "-" if r["normal_consistency"] is None else f"{r['normal_consistency']:.4f}"
         lines.append(f"| {name} | {r['loss']} | {r['epochs']} | {r['seconds']['total']:.0f} | "
                      f"{r['seconds']['train']:.0f} | {percent(r['chamfer_l1_rel'], 3)} | "
                      f"{percent(r['hausdorff_rel'], 2)} | {nc} | {percent(r['mae_uniform_rel'], 2)} | "

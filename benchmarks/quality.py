@@ -139,6 +139,7 @@ def write_results(results: dict) -> None:
              "| shape | contender | epochs | train s | MAE | max err | sign acc | \\|f\\| > d | grad norm median "
              "(min-max) | max pair ratio | Chamfer L1 | Chamfer L2 (x1e-6 diag²) | Hausdorff | normal cons. |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines[4:4] = chamfer_matrix(results) + [""]
     for shape, entry in results["shapes"].items():
         for contender, row in entry["contenders"].items():
             m = row["metrics"]
@@ -156,6 +157,24 @@ def write_results(results: dict) -> None:
                 f"{l2} | {_pct(s.get('hausdorff_rel'), 2)} | "
                 f"{'—' if consistency is None else f'{consistency:.4f}'} |")
     (RESULTS / "quality.md").write_text("\n".join(lines) + "\n")
+
+
+def chamfer_matrix(results: dict) -> list[str]:
+    """Markdown lines: each shape's Chamfer L1 per contender, and ours against SIREN's."""
+    def chamfer(row):
+        surface = row["metrics"]["surface"] or {}
+        return surface.get("chamfer_l1_rel")
+
+    lines = ["Chamfer L1 (% of the diagonal) at the same budget; the last column is ours divided by SIREN:", "",
+             "| shape | " + " | ".join(CONTENDERS) + " | ours / siren |",
+             "|---|" + "---:|" * (len(CONTENDERS) + 1)]
+    for shape, entry in results["shapes"].items():
+        rows = entry["contenders"]
+        cells = [_pct(chamfer(rows[name])) if name in rows else "" for name in CONTENDERS]
+        ours, siren = (chamfer(rows[name]) if name in rows else None for name in ("ours", "siren"))
+        ratio = f"{ours / siren:.1f}x" if ours is not None and siren else "—"
+        lines.append(f"| {shape} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
 
 
 def comparison(first: dict, second: dict) -> str:
