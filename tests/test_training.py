@@ -133,7 +133,7 @@ def test_unsigned_fit_puts_its_zero_level_on_the_shape():
     make_shape, sdf, diagonal = CASES["circle"]
     data = sample(make_shape(), "unsigned", n=20_000, n_test=2_000, seed=0)
     field = train(data, SMALL, TrainingConfig(**FAST))
-    assert field.summary["loss"] == "fit-hinge" and field.offset < 0
+    assert field.summary["loss"] == "fit-hinge" and -0.02 / 4 <= field.offset < 0  # at most a quarter of the margin
     angles = np.random.default_rng(3).uniform(0, 2 * np.pi, 5_000)
     on_circle = CENTER_2D + RADIUS_2D * np.column_stack([np.cos(angles), np.sin(angles)])
     assert np.median(field(on_circle)) < 0.002 * diagonal

@@ -580,23 +580,27 @@ class Trainer:
         zero level on the shape: the margin for hKR, the surface level for losses on distances."""
         offset = 0.0
         if self.kind == "unsigned":
-            offset = margin if self.loss_name == "hkr" else -self._surface_level(model)
+            offset = margin if self.loss_name == "hkr" else -self._surface_level(model, margin)
         return NeuralField(model, self.dataset.normalization, self.model_config, kind=self.kind,
                            offset=offset, metadata=self.dataset.metadata, device=self.device)
 
-    def _surface_level(self, model: torch.nn.Module) -> float:
-        """The median of the network on the shape's own surface samples (unit-box units).
+    def _surface_level(self, model: torch.nn.Module, margin: float) -> float:
+        """The median of the network on the shape's own surface samples, at most a quarter of the
+        margin (unit-box units).
 
         A 1-Lipschitz network cannot make the sharp crease of an unsigned distance on its zero set (a
         cone around a curve, a V across a sheet): it rounds the bottom off, a little above zero. The
         field ``|g - level|`` puts that bottom back at zero, so the thin level sets drawn just above it
         are tubes around the whole shape rather than broken pieces of one; a constant shift keeps the
-        field 1-Lipschitz. Measured in ``benchmarks/accuracy_levers.py``.
+        field 1-Lipschitz. The cap keeps the field at least 3/4 of the margin (0.015 by default, about
+        one cell of the default 128^3 contour grid) above zero between nearby parts of the shape, where
+        the hinge holds it up: a larger shift, from an under-trained field, would draw webs there again.
+        Measured in ``benchmarks/accuracy_levers.py``.
         """
         surface = self.dataset.arrays["surface_points"][:CALIBRATION_POINTS]
         with torch.no_grad():
             values = model(torch.as_tensor(surface, dtype=torch.float32, device=self.device))
-        return float(values.median())
+        return min(float(values.median()), margin / 4)
 
     def _test_metrics(self, field: NeuralField) -> dict[str, float]:
         """Errors on a fixed random subset of the test points (all of them at the last epoch is
