@@ -38,6 +38,7 @@ DATA = ROOT.parent / "shared" / "data"
 FRANCE = DATA / "polylines2d" / "fra.obj"
 BUNNY = DATA / "meshes" / "stanford-bunny.obj"
 FEATURES = DATA / "polylines3d" / "fandisk_features.obj"
+SCAN = DATA / "pointclouds" / "bunny_scan_points.xyz"
 RESULTS = ROOT / "benchmarks" / "results"
 
 OLD_2D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 1e-3, "epochs": 40}}
@@ -136,6 +137,10 @@ CONTENDERS = {
     "features: constant margin 0.02, surface level without the cap ‡": (FEATURES, "margin", {
         "training": {"margin": 0.02, "final_margin": 0.02}}),
     "features: new default: `lipsdf fit` (constant margin 0.02, surface level)": (FEATURES, "default", {}),
+    "scan --mode unsigned --quick (hKR): margin 0.01 -> 0.0025 (the old default)": (SCAN, "baseline", {
+        "quick": True, "mode": "unsigned", "training": {"margin": 0.01, "final_margin": 0.0025}}),
+    "scan --mode unsigned --quick (hKR): new default (constant margin 0.02)": (SCAN, "margin", {
+        "quick": True, "mode": "unsigned"}),
     "bunny --quick: Softplus(100) (40 epochs)": (BUNNY, "activation", {
         "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 100.0}}),
     "bunny --quick: Softplus(30) (40 epochs)": (BUNNY, "activation", {
