@@ -59,7 +59,7 @@ RECIPES = ("lipsdf", "paper")
 MATMUL_PRECISIONS = ("float32", "tf32")
 DEFAULT_LR, PAPER_LR = 5e-3, 5e-4
 DEFAULT_MARGIN, UNSIGNED_MARGIN = 0.01, 0.02  # unit-box units; see TrainingConfig.margins
-CALIBRATION_POINTS = 4096  # surface samples that set an unsigned field's zero level
+SURFACE_LEVEL_POINTS = 4096  # surface samples that set an unsigned field's zero level
 EPOCH_TEST_POINTS = 4096  # test points behind each epoch's logged errors
 _GRAPH_WARMUP = 3  # eager steps before a CUDA graph is captured (lets the allocator and kernels settle)
 DEFAULT_ARCH = {"signed": "sll", "unsigned": "sll", "dist": "sll", "sal": "mlp"}
@@ -597,7 +597,7 @@ class Trainer:
         the hinge holds it up: a larger shift, from an under-trained field, would draw webs there again.
         Measured in ``benchmarks/accuracy_levers.py``.
         """
-        surface = self.dataset.arrays["surface_points"][:CALIBRATION_POINTS]
+        surface = self.dataset.arrays["surface_points"][:SURFACE_LEVEL_POINTS]
         with torch.no_grad():
             values = model(torch.as_tensor(surface, dtype=torch.float32, device=self.device))
         return min(float(values.median()), margin / 4)
