@@ -141,6 +141,7 @@ BAD_INPUT = [
     (["fit", "builtin:helix", "--mode", "signed", "-o", "{tmp}/o"], "needs inside/outside"),
     (["fit", "builtin:circle", "--lr", "-1", "-o", "{tmp}/o"], "must be positive"),
     (["fit", "builtin:circle", "--final-margin", "5", "-o", "{tmp}/o"], "final margin"),
+    (["fit", "builtin:circle", "--final-margin", "0.015", "-o", "{tmp}/o"], "final margin"),  # signed: 0.01
     (["fit", "builtin:circle", "--uniform-fraction", "3", "-o", "{tmp}/o"], "uniform_fraction"),
     (["fit", "builtin:circle", "--arch", "sll", "--width", "1", "-o", "{tmp}/o"], "width"),
     (["fit", "builtin:circle", "--mode", "sal", "--compile", "-o", "{tmp}/o"], "--compile"),

@@ -123,6 +123,11 @@ def test_unsigned_fields_keep_a_constant_margin_and_signed_ones_shrink_it():
     assert margin("signed", 0) == pytest.approx(0.01) and margin("signed", 399) == pytest.approx(0.0025)
     with pytest.raises(LipsdfError, match="final margin"):
         TrainingConfig(margin=0.01, final_margin=0.02)
+    # a default margin depends on the field's kind: 0.015 ends an unsigned field's 0.02, but not a signed 0.01
+    assert margin("unsigned", 399, final_margin=0.015) == pytest.approx(0.015)
+    data = sample(CASES["circle"][0](), "signed", n=2_000, n_test=200, seed=0)
+    with pytest.raises(LipsdfError, match="final margin"):
+        Trainer(data, SMALL, TrainingConfig(**dict(FAST, final_margin=0.015)))
 
 
 def test_unsigned_fit_puts_its_zero_level_on_the_shape():

@@ -38,7 +38,7 @@ from lipsdf.progress import progress_bar
 from lipsdf.query.contour import shape_contour
 from lipsdf.render import overview_picture
 from lipsdf.sampling import SamplingConfig, check_mode, sample
-from lipsdf.training import DEFAULT_ARCH, Trainer, TrainingConfig, model_config, training_state
+from lipsdf.training import DEFAULT_ARCH, Trainer, TrainingConfig, field_kind, model_config, training_state
 
 PathLike = Union[str, Path]
 STAGING = ".lipsdf-fit"  # inside the output folder: the files of a fit under way
@@ -163,12 +163,14 @@ def plan_fit(shape: Union[PathLike, Shape], *, quick: bool = False, mode: Option
     default_arch = (model or {}).get("arch", DEFAULT_ARCH[mode]) == DEFAULT_ARCH[mode] == "sll"
     network = model_config(mode, loaded.dim, **{**(defaults.model if default_arch else {}), **(model or {})})
     build_model(network)  # an impossible network (say, width 1) fails now, not after sampling
+    config = TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 5, **defaults.training,
+                               **(training or {})})
+    config.margins(field_kind(mode, loaded.has_inside))  # so do margins that this kind of field cannot take
     return FitPlan(
         shape=loaded, name=shape_name(shape) if is_file else "shape", source=source_info(shape) if is_file else {},
         mode=mode,
         sampling=SamplingConfig(**{**asdict(SamplingConfig()), **defaults.sampling, **(sampling or {})}),
-        training=TrainingConfig(**{**asdict(TrainingConfig()), "checkpoint_every": 5, **defaults.training,
-                                   **(training or {})}),
+        training=config,
         model=network,
         evaluation=EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
                                        **defaults.evaluation, **(evaluation or {})}),

@@ -84,8 +84,9 @@ class TrainingConfig:
     final_margin : the margin at the end (``lipsdf`` recipe; default ``margin / 4`` for signed fields,
         ``margin`` for unsigned ones).
     lam : hKR hinge weight, reached after the warm-up ``lam/100``, ``lam/10``, ``lam``.
-    recipe : ``lipsdf`` (shrinking margin, cosine lr decay) or ``paper`` (both constant).
-    loss : ``hkr``, ``fit``, ``sal`` or ``sald``; default from the dataset's mode.
+    recipe : ``lipsdf`` (cosine lr decay; a signed field's margin shrinks) or ``paper`` (both constant).
+    loss : ``fit-hinge``, ``hkr``, ``fit``, ``sal`` or ``sald``; default from the dataset's mode, the
+        network and whether the dataset has exact distances (:func:`~lipsdf.losses.default_loss`).
     fit_norm : ``l1`` or ``mse`` for the ``fit`` loss.
     eikonal : weight of the eikonal term of the ``fit`` loss (0 turns it off).
     sald_weight : weight of SALD's gradient term.
@@ -124,8 +125,8 @@ class TrainingConfig:
             raise LipsdfError("epochs and batch size must be positive")
         if not (self.learning_rate > 0 and (self.margin is None or self.margin > 0) and self.lam > 0):
             raise LipsdfError("lr, margin and lam must be positive")
-        for kind in ("signed", "unsigned"):
-            self.margins(kind)
+        if self.final_margin is not None:  # a default margin depends on the field's kind: the larger bounds here
+            self.margins("signed" if self.margin is not None else "unsigned")
         if self.recipe not in RECIPES:
             raise LipsdfError(f"unknown recipe {self.recipe!r}; choose lipsdf or paper", option="recipe")
         if self.loss is not None and self.loss not in LOSSES:
@@ -202,8 +203,6 @@ class Schedule:
 
     def margin(self, step: torch.Tensor) -> torch.Tensor:
         start, end = self.config.margins(self.kind)
-        if start == end:
-            return torch.full_like(step, start)
         return start * (end / start) ** self.progress(step)
 
     def lr_factor(self, step: torch.Tensor) -> torch.Tensor:
@@ -217,6 +216,18 @@ class Schedule:
         """The margin, lambda and learning-rate factor at ``step``, as numbers (for logs)."""
         at = torch.tensor(float(step), dtype=torch.float64)
         return {"margin": float(self.margin(at)), "lam": float(self.lam(at)), "lr_factor": float(self.lr_factor(at))}
+
+
+def field_kind(mode: str, signed_truth: bool = True) -> str:
+    """The kind of field a dataset of ``mode`` trains: ``signed``, or ``unsigned`` for unsigned datasets and
+    for ``dist``/``sal`` data of a shape without an inside (``signed_truth`` false).
+
+    Examples
+    --------
+    >>> field_kind("signed"), field_kind("unsigned"), field_kind("dist", signed_truth=False)
+    ('signed', 'unsigned', 'unsigned')
+    """
+    return "unsigned" if mode == "unsigned" or (mode in ("dist", "sal") and not signed_truth) else "signed"
 
 
 MODEL_SIZES = {"sll": (20, 128), "ortho": (8, 128), "mlp": (8, 256), "siren": (5, 256)}  # layers, width
@@ -401,8 +412,8 @@ class Trainer:
                               f"{self.dataset.dim}D")
         self.model_config["dim"] = self.dataset.dim
         self.device = resolve_device(self.device)
-        signed_truth = bool(self.dataset.metadata.get("signed_truth", True))
-        self.kind = "unsigned" if mode == "unsigned" or (mode in ("dist", "sal") and not signed_truth) else "signed"
+        self.kind = field_kind(mode, bool(self.dataset.metadata.get("signed_truth", True)))
+        self.config.margins(self.kind)  # a final margin above this kind's default margin fails now
         self.diagonal = bounding_box_diagonal(self.dataset.world("surface_points"))
         points, truth = self.dataset.world("test_points"), self.dataset.world("test_distances")
         if len(points) > EPOCH_TEST_POINTS:
