@@ -148,3 +148,13 @@ def test_the_bound_is_not_vacuous():
             torch.nn.init.normal_(layer.weight, std=1.0)
     assert _max_gradient_norm(model, torch.rand(1000, 2)) > 1.5
     assert np.isfinite(_max_pair_ratio(model, torch.rand(10, 2), torch.rand(10, 2)))
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"arch": "sll", "activation": "tanh"}, "unknown SLL activation"),
+    ({"arch": "sll", "activation": "softplus", "beta": 0.0}, "beta must be positive"),
+    ({"arch": "ortho", "activation": "softplus"}, "activation is GroupSort"),
+])
+def test_impossible_activations_are_lipsdf_errors(config, message):
+    with pytest.raises(LipsdfError, match=message):
+        build_model({"dim": 2, "layers": 2, "width": 8, **config})

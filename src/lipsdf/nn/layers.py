@@ -41,6 +41,21 @@ def softplus(beta: float):
 ACTIVATIONS = {"relu": lambda beta: torch.relu, "softplus": softplus}
 
 
+def activation_function(name: str, beta: float = DEFAULT_BETA):
+    """The activation ``name`` of :data:`ACTIVATIONS` (``beta``: Softplus's sharpness); ValueError otherwise.
+
+    Examples
+    --------
+    >>> float(activation_function("relu")(torch.tensor(-1.0)))
+    0.0
+    """
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown SLL activation {name!r}; choose one of: {', '.join(ACTIVATIONS)}")
+    if not beta > 0:
+        raise ValueError(f"the Softplus sharpness beta must be positive, got {beta}")
+    return ACTIVATIONS[name](beta)
+
+
 class _Freezable(nn.Module):
     """A layer whose effective weights can be computed once for inference."""
 
@@ -78,11 +93,7 @@ class SLLBlock(_Freezable):
 
     def __init__(self, width: int, activation: str = "relu", beta: float = DEFAULT_BETA) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown SLL activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
-        if not beta > 0:
-            raise ValueError(f"the Softplus sharpness beta must be positive, got {beta}")
-        self.activation = ACTIVATIONS[activation](beta)
+        self.activation = activation_function(activation, beta)
         self.weight = nn.Parameter(torch.empty(width, width))
         self.bias = nn.Parameter(torch.empty(width))
         self.log_q = nn.Parameter(torch.zeros(width))

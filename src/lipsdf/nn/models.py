@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lipsdf.errors import LipsdfError
-from lipsdf.nn.layers import ACTIVATIONS, DEFAULT_BETA, GroupSort, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable
+from lipsdf.nn.layers import DEFAULT_BETA, GroupSort, activation_function, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable
 
 ARCHITECTURES = ("sll", "ortho", "mlp", "siren")
 LIPSCHITZ_ARCHITECTURES = ("sll", "ortho")
@@ -44,12 +44,12 @@ class LipschitzMLP(nn.Module):
             raise LipsdfError(f"width ({width}) must be at least the input dimension ({dim})")
         if group_size is not None and width % group_size:
             raise LipsdfError(f"width ({width}) must be a multiple of the GroupSort group size ({group_size})")
-        if activation not in ACTIVATIONS:
-            raise LipsdfError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
         if arch == "ortho" and activation != "relu":
             raise LipsdfError("the ortho architecture's activation is GroupSort; the activation option is for sll")
-        if not beta > 0:
-            raise LipsdfError(f"the Softplus sharpness beta must be positive, got {beta}")
+        try:
+            activation_function(activation, beta)
+        except ValueError as error:  # the layers' own check (for plain torch use), said in lipsdf's terms
+            raise LipsdfError(str(error)) from None
         self.dim, self.arch, self.width = dim, arch, width
         if arch == "sll":
             self.body = nn.Sequential(*[SLLBlock(width, activation, beta) for _ in range(layers)])
