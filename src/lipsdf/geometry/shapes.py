@@ -56,13 +56,13 @@ def as_index_array(values: np.ndarray, name: str, width: int, n_vertices: int) -
 
 
 def _compact(vertices: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop vertices that no cell references, renumbering the cells."""
-    used = np.unique(cells)
-    if len(used) == len(vertices):
+    """Drop vertices that no cell references, renumbering the cells (in linear time: no sort)."""
+    referenced = np.zeros(len(vertices), dtype=bool)
+    referenced[cells.ravel()] = True
+    if referenced.all():
         return vertices, cells
-    remap = np.full(len(vertices), -1, dtype=np.int64)
-    remap[used] = np.arange(len(used))
-    return vertices[used], remap[cells]
+    remap = np.cumsum(referenced) - 1
+    return vertices[referenced], remap[cells]
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,10 @@ Shape = Union[Polyline, TriangleMesh, PointCloud]
 
 def _triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = vertices[faces]
-    return 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+    a, b = (v[:, 1] - v[:, 0]).T, (v[:, 2] - v[:, 0]).T
+    # The cross product by components: np.cross is several times slower on millions of triangles.
+    return 0.5 * np.sqrt((a[1] * b[2] - a[2] * b[1]) ** 2 + (a[2] * b[0] - a[0] * b[2]) ** 2
+                         + (a[0] * b[1] - a[1] * b[0]) ** 2)
 
 
 def _adjacency(edges: np.ndarray, n: int) -> coo_matrix:

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
+import torch
 
 from lipsdf.errors import LipsdfError
 from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.geometry.shapes import Polyline, TriangleMesh
-from lipsdf.query.grid import Device, Grid, field_grid, grid_values, use_device
+from lipsdf.query.grid import Device, Grid, field_grid, grid_unit_values, to_world, use_device
 
 DEFAULT_RESOLUTION = {2: 512, 3: 128}
 # Slack on the Lipschitz bound: float32 network values and a frozen Lipschitz
@@ -43,14 +44,16 @@ _GIVE_UP = 0.5  # evaluate densely when this share of the cells is still in play
 class GridSampling:
     """Values on a grid and what they cost.
 
-    ``values`` holds exact field values (world units) where ``evaluated`` is
-    True; elsewhere a stand-in on the same side of every iso-level (pruned)."""
+    ``values`` (float32, the network's precision) holds exact field values
+    (world units) where ``evaluated`` is True; elsewhere a stand-in on the
+    same side of every iso-level (pruned)."""
 
     grid: Grid
     values: np.ndarray
     evaluated: np.ndarray
     evaluations: int
     pruned: bool
+    value_range: tuple[float, float]  # of ``values``
 
 
 @dataclass
@@ -78,13 +81,13 @@ def _as_levels(iso: Union[float, Sequence[float]]) -> np.ndarray:
     return levels
 
 
-def _blocks_keep(centre_values: np.ndarray, radii: np.ndarray, levels: np.ndarray) -> np.ndarray:
+def _blocks_keep(centre_values: torch.Tensor, radii: torch.Tensor, levels: np.ndarray) -> torch.Tensor:
     """True for blocks that may contain one of the levels: some level within ``radius`` of the centre value."""
-    sorted_levels = np.sort(levels)
+    sorted_levels = torch.as_tensor(np.sort(levels), dtype=centre_values.dtype, device=centre_values.device)
     # The level nearest to each centre value, found by bisection (many levels stay cheap).
-    position = np.clip(np.searchsorted(sorted_levels, centre_values), 1, len(sorted_levels)) - 1
-    nearest = np.minimum(np.abs(centre_values - sorted_levels[position]),
-                         np.abs(centre_values - sorted_levels[np.minimum(position + 1, len(sorted_levels) - 1)]))
+    position = torch.clamp(torch.searchsorted(sorted_levels, centre_values), 1, len(sorted_levels)) - 1
+    nearest = torch.minimum((centre_values - sorted_levels[position]).abs(),
+                            (centre_values - sorted_levels[torch.clamp(position + 1, max=len(sorted_levels) - 1)]).abs())
     return nearest <= radii
 
 
@@ -100,88 +103,121 @@ def sample_grid(field: NeuralField, grid: Grid, levels: Union[float, Sequence[fl
                              batch_size, quiet)
 
 
-def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[np.ndarray, np.ndarray], np.ndarray],
+def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                       prune: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> GridSampling:
     """Field values on ``grid``, exact in every block that ``keep(centre_values, radii)`` keeps.
 
     ``keep`` gets the values at block centres and the largest change the
-    field can make within each block (half-diagonal plus slack, world units)
-    and says which blocks may hold vertices the caller needs exactly. Vertices
-    of dropped blocks hold their block's centre value.
+    field can make within each block (half-diagonal plus slack), both float64
+    tensors in world units on the field's device, and says which blocks may
+    hold vertices the caller needs exactly. Vertices of dropped blocks hold
+    their block's centre value.
+
+    The whole hierarchy lives on the field's device: one network call and one
+    host sync per level, whatever the number of blocks.
     """
     if not prune:
-        values = grid_values(field, grid, batch_size=batch_size, quiet=quiet).reshape(grid.shape)
-        return GridSampling(grid, values, np.ones(grid.shape, bool), grid.size, pruned=False)
+        return _dense(field, grid, 0, batch_size, quiet)
     if not field.is_lipschitz:
         raise LipsdfError(f"a {field.arch} field is not 1-Lipschitz, so cells cannot be pruned; evaluate densely")
 
-    dim = grid.dim
-    n_cells = np.asarray(grid.shape) - 1
-    block = 1 << max(0, math.ceil(math.log2(max(n_cells.max() / _COARSEST_BLOCKS, 1))))
-    starts = np.stack(np.meshgrid(*[np.arange(0, n, block) for n in n_cells], indexing="ij"), -1).reshape(-1, dim)
-    corners = np.array(list(itertools.product((0, 1), repeat=dim)))
-    values = np.full(grid.shape, np.nan)
+    device, dim = field.device, grid.dim
+    norm = field.normalization
+    n_cells = torch.as_tensor(np.asarray(grid.shape) - 1, device=device)
+    total_cells = math.prod(n - 1 for n in grid.shape)
+    block = 1 << max(0, math.ceil(math.log2(max(max(grid.shape) - 1, 1) / _COARSEST_BLOCKS)))
+    starts = torch.cartesian_prod(*[torch.arange(0, n - 1, block, device=device) for n in grid.shape])
+    starts = starts.reshape(-1, dim)
+    corners = torch.as_tensor(list(itertools.product((0, 1), repeat=dim)), device=device)
+    origin = torch.as_tensor((grid.lower - norm.center) / norm.scale, device=device)  # float64
+    spacing = grid.spacing / norm.scale
+    stand_in: Optional[torch.Tensor] = None  # centre values of the pruned blocks at the current block size
     evaluations = 0
     while True:
-        extents = np.minimum(starts + block, n_cells) - starts
-        centres = grid.lower + grid.spacing * (starts + 0.5 * extents)
-        radii = 0.5 * grid.spacing * np.linalg.norm(extents, axis=1)
-        centre_values = field(centres, batch_size=batch_size) if len(centres) else np.zeros(0)
+        extents = torch.minimum(starts + block, n_cells) - starts
+        centres = (origin + spacing * (starts + 0.5 * extents)).float()
+        centre_values = field.unit_values(centres, batch_size).double() * norm.scale
         evaluations += len(centres)
-        kept = keep(centre_values, radii * (1 + _LIPSCHITZ_SLACK) + 1e-6 * field.normalization.scale)
-        _fill_pruned(values, n_cells, starts[~kept], block, centre_values[~kept])
+        radii = 0.5 * grid.spacing * torch.linalg.vector_norm(extents.double(), dim=1)
+        kept = keep(centre_values, radii * (1 + _LIPSCHITZ_SLACK) + 1e-6 * norm.scale)
+        stand_in = _refined(stand_in, n_cells, block)
+        dropped = starts[~kept] // block
+        stand_in[tuple(dropped.T)] = centre_values[~kept].float()
         starts = starts[kept]
-        if block <= 4 and len(starts) * block ** dim > _GIVE_UP * n_cells.prod():  # flat: pruning costs more
-            values = grid_values(field, grid, batch_size=batch_size, quiet=quiet).reshape(grid.shape)
-            return GridSampling(grid, values, np.ones(grid.shape, bool), evaluations + grid.size, pruned=False)
+        if block <= 4 and len(starts) * block ** dim > _GIVE_UP * total_cells:  # flat: pruning costs more
+            return _dense(field, grid, evaluations, batch_size, quiet)
         if block <= _FINEST_BLOCK:
             break
         block //= 2
         starts = _children(starts, block, n_cells, corners)
     while block > 1:  # the surviving blocks' cells
         block //= 2
+        stand_in = _refined(stand_in, n_cells, block)
         starts = _children(starts, block, n_cells, corners)
 
-    # Exact values at every corner of the cells that survived.
-    index = np.unique(np.ravel_multi_index((starts[:, None, :] + corners[None]).reshape(-1, dim).T, grid.shape))
-    values.flat[index] = grid_values(field, grid, index, batch_size=batch_size, quiet=quiet)
-    evaluated = np.zeros(grid.shape, bool)
-    evaluated.flat[index] = True
-    assert not np.isnan(values).any(), "every vertex is owned by a pruned or a surviving cell"
-    return GridSampling(grid, values, evaluated, evaluations + len(index), pruned=True)
+    # Each vertex takes the stand-in of the cell it is the lower corner of (the last cell on the upper faces);
+    # every corner of a surviving cell is then evaluated exactly.
+    owners = [torch.clamp(torch.arange(n, device=device), max=n - 2) for n in grid.shape]
+    values = stand_in[torch.meshgrid(*owners, indexing="ij")].reshape(-1)
+    evaluated = torch.zeros(grid.size, dtype=torch.bool, device=device)
+    strides = torch.as_tensor([math.prod(grid.shape[axis + 1:]) for axis in range(dim)], device=device)
+    for corner in corners:  # a handful of vectorised passes, one per cell corner
+        evaluated[((starts + corner) * strides).sum(dim=1)] = True
+    index = torch.nonzero(evaluated).flatten()
+    values[index] = to_world(field, grid_unit_values(field, grid, index, batch_size, quiet))
+    low, high = torch.aminmax(values)
+    assert not (torch.isnan(low) or torch.isnan(high)), "every vertex is owned by a pruned or a surviving cell"
+    return GridSampling(grid, values.reshape(grid.shape).cpu().numpy(), evaluated.reshape(grid.shape).cpu().numpy(),
+                        evaluations + len(index), pruned=True, value_range=(float(low), float(high)))
 
 
-def _children(starts: np.ndarray, block: int, n_cells: np.ndarray, corners: np.ndarray) -> np.ndarray:
+def _dense(field: NeuralField, grid: Grid, evaluations: int, batch_size: int, quiet: bool) -> GridSampling:
+    """Every vertex evaluated (after ``evaluations`` spent on a pruning that gave up)."""
+    values = to_world(field, grid_unit_values(field, grid, batch_size=batch_size, quiet=quiet))
+    low, high = torch.aminmax(values)
+    return GridSampling(grid, values.reshape(grid.shape).cpu().numpy(), np.ones(grid.shape, bool),
+                        evaluations + grid.size, pruned=False, value_range=(float(low), float(high)))
+
+
+def _refined(stand_in: Optional[torch.Tensor], n_cells: torch.Tensor, block: int) -> torch.Tensor:
+    """The stand-in array at block size ``block``: each block of the previous level (twice the size) passes
+    its value to its children; NaN where no ancestor was pruned. A new NaN array at the first level."""
+    shape = tuple(int(n) for n in -(-n_cells // block))
+    if stand_in is None:
+        return torch.full(shape, float("nan"), device=n_cells.device)
+    for axis, size in enumerate(shape):
+        stand_in = stand_in.repeat_interleave(2, dim=axis).narrow(axis, 0, size)
+    return stand_in
+
+
+def _children(starts: torch.Tensor, block: int, n_cells: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     """The sub-blocks of side ``block`` of blocks of side ``2 * block``, clipped to the grid."""
     children = (starts[:, None, :] + block * corners[None]).reshape(-1, starts.shape[1])
-    return children[(children < n_cells).all(axis=1)]
+    return children[(children < n_cells).all(dim=1)]
 
 
-def _fill_pruned(values: np.ndarray, n_cells: np.ndarray, starts: np.ndarray, block: int,
-                 centre_values: np.ndarray) -> None:
-    """Give each vertex owned by a pruned block (the block of the cell it is the lower corner of) its centre value."""
-    if len(starts) == 0:
-        return
-    coarse = np.full(tuple(-(-n_cells // block)), np.nan)
-    coarse[tuple((starts // block).T)] = centre_values
-    owners = [np.minimum(np.arange(n + 1), n - 1) // block for n in n_cells]
-    expanded = coarse[np.ix_(*owners)]
-    np.copyto(values, expanded, where=~np.isnan(expanded))
-
-
-def marching(values: np.ndarray, grid: Grid, iso: float) -> Optional[Union[TriangleMesh, Polyline]]:
+def marching(values: np.ndarray, grid: Grid, iso: float, evaluated: Optional[np.ndarray] = None,
+             value_range: Optional[tuple[float, float]] = None) -> Optional[Union[TriangleMesh, Polyline]]:
     """The level set ``values = iso`` on ``grid`` in world units: marching cubes (3D) or squares (2D).
+
+    ``evaluated`` (3D): the vertices holding exact values (the rest hold pruned stand-ins); marching cubes
+    then visits only the cells at those vertices, which holds every cell a dense grid would triangulate
+    (stand-ins make no crossing), so the mesh is the same, for a fraction of the work. ``value_range``:
+    the values' minimum and maximum when already known (saves two passes over a large grid).
 
     Triangles face the side where the field grows (outwards for a signed
     distance); 2D loops are oriented counter-clockwise around where the field
     is below ``iso``. None when the level set is empty.
     """
-    if not (values.min() < iso < values.max()):
+    low, high = value_range if value_range is not None else (values.min(), values.max())
+    if not (low < iso < high):
         return None
     if grid.dim == 3:
         from skimage.measure import marching_cubes
 
-        vertices, faces, _, _ = marching_cubes(values, level=iso, gradient_direction="ascent", allow_degenerate=False)
+        mask = evaluated
+        vertices, faces, _, _ = marching_cubes(values, level=iso, gradient_direction="ascent", allow_degenerate=False,
+                                               mask=mask)
         faces = faces[:, ::-1]  # skimage's winding is clockwise seen along the gradient
         try:
             return TriangleMesh(grid.lower + grid.spacing * vertices.astype(np.float64), faces)
@@ -284,6 +320,8 @@ def contour(field: NeuralField, iso: Union[float, Sequence[float]] = 0.0, resolu
     grid = field_grid(field, resolution or DEFAULT_RESOLUTION[field.dim], bounds)
     sampling = sample_grid(field, grid, levels, prune=not dense and field.is_lipschitz, batch_size=batch_size,
                            quiet=quiet)
-    contours = [Contour(float(level), marching(sampling.values, grid, float(level))) for level in levels]
+    mask = sampling.evaluated if sampling.pruned else None
+    contours = [Contour(float(level), marching(sampling.values, grid, float(level), mask, sampling.value_range))
+                for level in levels]
     return ContourResult(contours, grid, sampling.evaluations, sampling.pruned, time.perf_counter() - started,
-                         (float(sampling.values.min()), float(sampling.values.max())))
+                         sampling.value_range)

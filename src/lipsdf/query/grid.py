@@ -123,17 +123,16 @@ def field_grid(field: NeuralField, resolution: int, bounds: Optional[Sequence[fl
     return Grid.covering(lower, upper, resolution)
 
 
-def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = None,
-                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> np.ndarray:
-    """Values (world units) at the grid vertices ``index`` (flat indices; default: all), as float64.
+def grid_unit_values(field: NeuralField, grid: Grid, index: Optional[torch.Tensor] = None,
+                     batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> torch.Tensor:
+    """Network values (unit-box units, float32, on the field's device) at the grid vertices ``index`` (flat
+    indices, a tensor on that device; default: all).
 
-    Vertex coordinates are made one batch at a time, so a 512^3 grid never
-    holds all its coordinates in memory at once.
+    Vertex coordinates are made one batch at a time on the device, so a 512^3 grid never holds all its
+    coordinates in memory at once, and a GPU evaluates it without host traffic.
     """
     batch_size = field.batch_size(batch_size)
     count = grid.size if index is None else len(index)
-    if index is not None:
-        index = torch.as_tensor(np.asarray(index, dtype=np.int64), device=field.device)
     out = torch.empty(count, device=field.device)
     with progress_bar(count, "field on grid", quiet=quiet) as bar:
         for start in range(0, count, batch_size):
@@ -141,4 +140,20 @@ def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = No
             chunk = (torch.arange(start, stop, device=field.device) if index is None else index[start:stop])
             out[start:stop] = field.unit_values(grid.unit_vertices(field, chunk), batch_size)
             bar.update(stop - start)
-    return out.cpu().double().numpy() * field.normalization.scale
+    return out
+
+
+def to_world(field: NeuralField, unit_values: torch.Tensor) -> torch.Tensor:
+    """Unit-box values as world values, in float32 (the network's precision), on the same device.
+
+    Every grid query converts through here, so the same vertex gets the same world value whichever way it
+    was evaluated (dense and pruned contours rely on this to agree)."""
+    return unit_values * np.float32(field.normalization.scale)
+
+
+def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = None,
+                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> np.ndarray:
+    """Values (world units, float32) at the grid vertices ``index`` (flat indices; default: all)."""
+    if index is not None:
+        index = torch.as_tensor(np.asarray(index, dtype=np.int64), device=field.device)
+    return to_world(field, grid_unit_values(field, grid, index, batch_size, quiet)).cpu().numpy()

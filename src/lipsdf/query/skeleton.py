@@ -82,7 +82,7 @@ def skeleton(field: NeuralField, resolution: Optional[int] = None, threshold: fl
     reach = np.sqrt(grid.dim) * h
     sampling = sample_grid_where(field, grid, lambda values, radii: values - radii < reach,
                                  prune=field.is_lipschitz, batch_size=batch_size, quiet=quiet)
-    values = sampling.values
+    values = sampling.values.astype(np.float64)
     gradient = np.stack(np.gradient(values, h), axis=-1)
     interior = np.zeros(grid.shape, bool)
     interior[tuple(slice(1, -1) for _ in range(grid.dim))] = True
