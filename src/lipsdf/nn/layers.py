@@ -2,7 +2,9 @@
 
 * :class:`SLLBlock`: the SDP-based Lipschitz residual layer of Araujo et al.
   (ICLR 2023), ``x -> x - 2 W diag(t)^-1 relu(W^T x + b)`` with
-  ``t_i = sum_j |W^T W|_ij q_j / q_i`` and ``q = exp(log_q)``.
+  ``t_i = sum_j |W^T W|_ij q_j / q_i`` and ``q = exp(log_q)``;
+  :func:`sll_weights` computes the effective weights of a whole stack of
+  them at once (what a GPU training step wants: few, larger kernels).
 * :class:`OrthogonalLinear`: a linear layer whose weight is made orthonormal
   (rows or columns, whichever is fewer) by Björck iterations after dividing by
   an upper bound of its spectral norm, so every singular value stays <= 1
@@ -69,6 +71,10 @@ class _Freezable(nn.Module):
     def unfreeze(self) -> None:
         self._frozen = None
 
+    @property
+    def frozen(self) -> bool:
+        return getattr(self, "_frozen", None) is not None
+
     def weights(self) -> tuple[torch.Tensor, ...]:
         frozen: Optional[tuple[torch.Tensor, ...]] = getattr(self, "_frozen", None)
         return frozen if frozen is not None else self.effective()
@@ -103,15 +109,33 @@ class SLLBlock(_Freezable):
         self._frozen = None
 
     def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(W, B)`` such that the layer is ``x - relu(x W + b) B`` with ``B = 2 diag(1/t) W^T``."""
-        w = self.weight
-        q = torch.exp(self.log_q)
-        t = (torch.abs(w.T @ w) * q[None, :]).sum(dim=1) / q
-        return w, (2.0 / (t + _EPS))[:, None] * w.T
+        """``(W, B)`` such that the layer is ``x + act(x W + b) B``, with ``B = -2 diag(1/t) W^T``."""
+        return sll_weights(self.weight, self.log_q)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w, back = self.weights()
-        return x - self.activation(x @ w + self.bias) @ back
+        return self.apply_weights(x, *self.weights())
+
+    def apply_weights(self, x: torch.Tensor, w: torch.Tensor, back: torch.Tensor) -> torch.Tensor:
+        """The layer with given effective weights (see :func:`sll_weights`): three kernels, bias and
+        residual fused into the two matrix products."""
+        return torch.addmm(x, self.activation(torch.addmm(self.bias, x, w)), back)
+
+
+def sll_weights(weight: torch.Tensor, log_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Effective weights ``(W, B)`` of SLL layers, ``B = -2 diag(1/t) W^T``: of one layer (``(n, n)`` and
+    ``(n,)`` parameters) or of a stack of layers at once (``(L, n, n)`` and ``(L, n)``), which is a handful
+    of kernels for the whole network instead of a dozen per layer.
+
+    Examples
+    --------
+    >>> w, log_q = torch.randn(3, 8, 8), torch.randn(3, 8)
+    >>> stacked = sll_weights(w, log_q)[1]
+    >>> torch.allclose(stacked[1], sll_weights(w[1], log_q[1])[1], atol=1e-6)
+    True
+    """
+    q = torch.exp(log_q)
+    t = (torch.abs(weight.transpose(-1, -2) @ weight) * q.unsqueeze(-2)).sum(dim=-1) / q
+    return weight, (-2.0 / (t + _EPS)).unsqueeze(-1) * weight.transpose(-1, -2)
 
 
 def bjorck(weight: torch.Tensor, iterations: int = 15) -> torch.Tensor:

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from lipsdf.errors import LipsdfError
-from lipsdf.nn.layers import DEFAULT_BETA, GroupSort, activation_function, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable
+from lipsdf.nn.layers import (DEFAULT_BETA, GroupSort, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable,
+                              activation_function, sll_weights)
 
 ARCHITECTURES = ("sll", "ortho", "mlp", "siren")
 LIPSCHITZ_ARCHITECTURES = ("sll", "ortho")
@@ -61,9 +62,19 @@ class LipschitzMLP(nn.Module):
         self.head = UnitNormLinear(width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.arch == "sll":
-            x = nn.functional.pad(x, (0, self.width - self.dim))
-        return self.head(self.body(x))  # UnitNormLinear already gives shape (n,)
+        if self.arch != "sll":
+            return self.head(self.body(x))  # UnitNormLinear already gives shape (n,)
+        x = nn.functional.pad(x, (0, self.width - self.dim))
+        blocks = list(self.body)
+        if blocks[0].frozen:
+            weights = [block.weights() for block in blocks]
+        else:  # training: every layer's effective weights in one batched computation
+            w, back = sll_weights(torch.stack([block.weight for block in blocks]),
+                                  torch.stack([block.log_q for block in blocks]))
+            weights = list(zip(w.unbind(0), back.unbind(0)))
+        for block, (w, back) in zip(blocks, weights):
+            x = block.apply_weights(x, w, back)
+        return self.head(x)
 
     def freeze(self) -> "LipschitzMLP":
         """Compute every layer's normalised weights once; for inference. Returns self."""
