@@ -26,9 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,9 @@ import torch
 from lipsdf.evaluate import lipschitz_ratio
 from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import fit, fit_defaults
+from lipsdf.geometry.normalize import Normalization
+from lipsdf.nn import build_model
+from lipsdf.pipeline import fit_defaults
 from lipsdf.query import contour, orbit_camera, trace_image
 from lipsdf.query.trace import shape_framing
 from lipsdf.sampling import sample
@@ -48,23 +54,64 @@ BUNNY = ROOT.parent / "shared" / "data" / "meshes" / "stanford-bunny.obj"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def sizes(smoke: bool) -> dict:
+def sizes(smoke: bool, shape: Path = BUNNY) -> dict:
     if smoke:
         return {"shape": "builtin:sphere", "model": {"arch": "sll", "dim": 3, "layers": 2, "width": 16},
-                "points": 4096, "eager_batch": 512, "resolution": 32, "image": 32,
-                "fit": {"quick": True, "sampling": {"n": 3000, "n_test": 400}, "training": {"epochs": 2},
-                        "resolution": 32, "image_size": 32,
-                        "evaluation": {"n_uniform": 400, "n_near": 400, "n_pairs": 400, "n_surface": 400}}}
-    return {"shape": str(BUNNY), "model": {"arch": "sll", "dim": 3, "layers": 20, "width": 128},
-            "points": 1_000_000, "eager_batch": 4096, "resolution": 512, "image": 1024, "fit": {}}
+                "fit_model": {"arch": "sll", "dim": 3, "layers": 2, "width": 16},
+                "points": 4096, "eager_batch": 512, "batches": [512], "resolution": 32, "image": 32,
+                "eval_points": 1 << 14, "sweep": [(512, 2, None, "float32")],
+                "fit": ["--quick", "-n", "3000", "--n-test", "400", "--epochs", "2", "--layers", "2", "--width", "16",
+                        "--res", "32", "--image-size", "32", "--eval-n-uniform", "400", "--eval-n-near", "400",
+                        "--eval-pairs", "400", "--eval-n-surface", "400"]}
+    return {"shape": str(shape), "model": {"arch": "sll", "dim": 3, "layers": 20, "width": 128},
+            "fit_model": {"arch": "sll", "dim": 3, "layers": 20, "width": 64},
+            "points": 400_000, "eager_batch": 4096, "batches": [4096, 8192, 16384, 32768, 65536],
+            "resolution": 512, "image": 1024, "eval_points": 1 << 24,
+            "sweep": [(16384, 60, 7e-3, "float32"), (32768, 100, 1e-2, "float32"), (32768, 100, 1e-2, "tf32"),
+                      (32768, 200, 1e-2, "float32"), (65536, 200, 1.4e-2, "float32")], "fit": []}
 
 
-def throughput(dataset, model: dict, batch: int, lr: float, device: str, cuda_graph: bool) -> float:
-    """Training points per second over the second of two epochs (the first pays warm-up and capture)."""
+def throughput(dataset, model: dict, batch: int, lr: float, device: str, cuda_graph: bool,
+               epochs: int = 3) -> float:
+    """Training points per second over the epochs after the first (which pays warm-up and capture)."""
     records = []
-    config = TrainingConfig(epochs=2, batch_size=batch, lr=lr, checkpoint_every=0, cuda_graph=cuda_graph)
+    config = TrainingConfig(epochs=epochs, batch_size=batch, lr=lr, checkpoint_every=0, cuda_graph=cuda_graph)
     Trainer(dataset, model, config, device=device, callback=records.append).run()
-    return len(dataset.points) / (records[1]["seconds"] - records[0]["seconds"])
+    steps = math.ceil(len(dataset.points) / min(batch, len(dataset.points)))
+    return (epochs - 1) * steps * batch / (records[-1]["seconds"] - records[0]["seconds"])
+
+
+def training(dataset, size: dict, device: str, smoke: bool) -> dict:
+    gpu = fit_defaults(3, device=device).training
+    default_batch = size["eager_batch"] if smoke else gpu["batch_size"]
+    lr = TrainingConfig(**{key: value for key, value in gpu.items() if key != "epochs"}).learning_rate
+    eager = throughput(dataset, size["model"], size["eager_batch"], lr, device, cuda_graph=False)
+    graphed = throughput(dataset, size["model"], default_batch, lr, device, cuda_graph=True)
+    sweep = {}
+    for model in (size["model"], size["fit_model"]):
+        name = label(model)
+        sweep[name] = {str(batch): throughput(dataset, model, batch, lr, device, cuda_graph=True)
+                       for batch in size["batches"]}
+        progress(f"  {name}: " + ", ".join(f"{b} {v / 1e6:.2f}M/s" for b, v in sweep[name].items()))
+    return {"model": label(size["model"]), "eager_batch": size["eager_batch"], "eager_points_per_second": eager, "default_batch": default_batch,
+            "default_points_per_second": graphed, "speedup": graphed / eager, "cuda_graph_sweep": sweep}
+
+
+def evaluation(size: dict, device: str) -> dict:
+    """Network evaluations per second (no gradients, frozen weights) at the field's GPU batch size."""
+    out = {}
+    for config in (size["fit_model"], size["model"]):
+        name = label(config)
+        field = NeuralField(build_model(config), Normalization(np.zeros(3), 1.0), config, device=device)
+        x = torch.rand(size["eval_points"], 3, device=field.device) * 2 - 1
+        field.unit_values(x[:1024])
+        for batch in (1 << 18, 1 << 20):
+            sync(field)
+            started = time.perf_counter()
+            field.unit_values(x, batch_size=batch)
+            sync(field)
+            out[f"{name}, batch {batch}"] = size["eval_points"] / (time.perf_counter() - started)
+    return out
 
 
 def precision(dataset, model: dict, device: str, batch: int) -> dict:
@@ -86,6 +133,43 @@ def precision(dataset, model: dict, device: str, batch: int) -> dict:
     return {"pair_ratio_float64_after_tf32_training": trained, "pair_ratio_tf32_evaluation_close_pairs": evaluated}
 
 
+def accuracy_sweep(dataset, size: dict, device: str) -> list:
+    """The bunny fit's training at several batch sizes and learning rates: seconds and test errors, to
+    choose the GPU defaults."""
+    defaults = fit_defaults(3, device=device)
+    rows = []
+    for batch, epochs, lr, precision in size["sweep"]:
+        config = TrainingConfig(**{**defaults.training, "batch_size": batch, "epochs": epochs, "lr": lr,
+                                   "checkpoint_every": 0, "matmul_precision": precision})
+        started = time.perf_counter()
+        field = Trainer(dataset, size["fit_model"], config, device=device).run()
+        final = field.summary["final"]
+        rows.append({**final, "batch": batch, "epochs": epochs, "lr": config.learning_rate,
+                     "precision": precision, "seconds": time.perf_counter() - started})
+        progress(f"  batch {batch} x {epochs} epochs: {rows[-1]['seconds']:.1f} s, test MAE "
+                 f"{100 * final['mae_rel']:.3f}%")
+    return rows
+
+
+def fit_cli(size: dict, device: str) -> tuple[dict, Path]:
+    """``lipsdf fit`` as a user runs it, timed from the outside (imports and CUDA start-up included)."""
+    folder = Path(tempfile.mkdtemp(prefix="lipsdf_gpu_fit_"))
+    command = [sys.executable, "-m", "lipsdf", "fit", size["shape"], "-o", str(folder), "--device", device, "-q",
+               *size["fit"]]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"lipsdf fit failed ({done.returncode}): {done.stderr[-1500:]}")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    result = {"wall_seconds": wall, "seconds": metrics["seconds"],
+              "chamfer_l1_rel": metrics["surface"]["chamfer_l1_rel"],
+              "hausdorff_rel": metrics["surface"].get("hausdorff_rel"),
+              "normal_consistency": metrics["surface"]["normal_consistency"],
+              "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "settings": metrics.get("settings")}
+    return result, next(folder.glob("*.pt"))
+
+
 def mesh_timings(field: NeuralField, resolution: int) -> dict:
     out = {}
     for name, dense in (("pruned", False), ("dense", True)):
@@ -97,9 +181,10 @@ def mesh_timings(field: NeuralField, resolution: int) -> dict:
         seconds = time.perf_counter() - started
         out[name] = {"seconds": seconds, "evaluations": result.evaluations,
                      "evaluations_per_second": result.evaluations / seconds, "mesh": result.contours[0].shape}
+        progress(f"  {name}: {seconds:.2f} s, {result.evaluations:,} evaluations")
     a, b = out["pruned"].pop("mesh"), out["dense"].pop("mesh")
     out["identical"] = bool(a is not None and b is not None and np.array_equal(a.faces, b.faces)
-                            and np.allclose(a.vertices, b.vertices, rtol=0, atol=1e-12))
+                            and np.array_equal(a.vertices, b.vertices))
     return out
 
 
@@ -113,7 +198,12 @@ def tracing(field: NeuralField, size: int) -> dict:
     sync(field)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "rays_per_second": size * size / seconds, "hits": int(result.hit.sum()),
-            "stepped_through": int(result.stepped_through.sum()), "unfinished": int(result.unfinished)}
+            "stepped_through": int(result.stepped_through.sum()), "unfinished": int(result.unfinished),
+            "mean_steps": float(result.steps.mean()), "max_steps": int(result.steps.max())}
+
+
+def label(model: dict) -> str:
+    return f"{model['arch'].upper()} {model['layers']} x {model['width']}"
 
 
 def sync(field: NeuralField) -> None:
@@ -121,66 +211,136 @@ def sync(field: NeuralField) -> None:
         torch.cuda.synchronize(field.device)
 
 
-def run(smoke: bool, device: str, out: Path) -> dict:
-    size = sizes(smoke)
+def progress(text: str) -> None:
+    print(text, flush=True)
+
+
+def step_profile(dataset, model: dict, batch: int, device: str, out: Path) -> dict:
+    """Kernels per eager training step and where the device time goes (``profile.txt``)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer = Trainer(dataset, model, TrainingConfig(epochs=1, batch_size=batch, checkpoint_every=0), device=device)
+    state = trainer._start()
+    for _ in range(5):
+        trainer._step(state)
+    steps = 5
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            trainer._step(state)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    kernels = sum(1 for event in prof.events() if event.device_type == torch.autograd.DeviceType.CUDA)
+    sort = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
+    (out / "profile.txt").write_text(prof.key_averages().table(sort_by=sort, row_limit=25))
+    return {"model": label(model), "batch": batch, "kernels_per_step": kernels / steps}
+
+
+def startup(device: str) -> dict:
+    """What any command pays before its work: a new Python process importing torch and starting CUDA."""
+    code = "import torch; torch.zeros(1, device=%r).sum().item()" % device
     started = time.perf_counter()
-    shape = load_shape(size["shape"])
-    dataset = sample(shape, "signed", n=size["points"], n_test=2000, seed=0)
-    gpu = fit_defaults(3, device=device).training
-    results = {"machine": f"{platform.machine()}, torch {torch.__version__}, "
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return {"seconds": time.perf_counter() - started}
+
+
+def run(smoke: bool, device: str, out: Path, shape_path: Path = BUNNY) -> dict:
+    """Every section in turn; a failing section records its error and the others still run, and the
+    results are written after each one (a run cut short still leaves what it measured)."""
+    out.mkdir(parents=True, exist_ok=True)
+    size = sizes(smoke, shape_path)
+    started = time.perf_counter()
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                           + (torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"),
                "device": device, "smoke": smoke, "date": time.strftime("%Y-%m-%d")}
-    eager = throughput(dataset, size["model"], size["eager_batch"], 1e-2, device, cuda_graph=False)
-    default_batch = size["eager_batch"] if smoke else gpu["batch_size"]
-    lr = TrainingConfig(**{key: value for key, value in gpu.items() if key != "epochs"}).learning_rate
-    graphed = throughput(dataset, size["model"], default_batch, lr, device, cuda_graph=True)
-    results["training"] = {"eager_batch": size["eager_batch"], "eager_points_per_second": eager,
-                           "default_batch": default_batch, "default_points_per_second": graphed,
-                           "speedup": graphed / eager}
-    results["precision"] = precision(dataset, size["model"], device, default_batch)
-    with tempfile.TemporaryDirectory() as folder:
-        fitted = fit(size["shape"], folder, device=device, **size["fit"])
-        metrics = fitted.to_dict()
-        results["fit"] = {"seconds": metrics["seconds"], "chamfer_l1_rel": metrics["surface"]["chamfer_l1_rel"],
-                          "normal_consistency": metrics["surface"]["normal_consistency"],
-                          "max_pair_ratio": metrics["lipschitz"]["max_ratio"]}
-        field = fitted.field
-    results["mesh"] = mesh_timings(field, size["resolution"])
-    results["trace"] = tracing(field, size["image"])
-    results["total_seconds"] = time.perf_counter() - started
-    write(results, out)
+    shape = load_shape(size["shape"])
+    dataset = sample(shape, "signed", n=size["points"], n_test=20_000 if not smoke else 400, seed=0)
+    state: dict = {}
+
+    def fitted():
+        results["fit"], state["field"] = fit_cli(size, device)
+        return results["fit"]
+
+    def field():
+        return NeuralField.load(state["field"], device=device)
+
+    sections = [("startup", lambda: startup(device)),
+                ("profile", lambda: step_profile(dataset, size["fit_model"], 8192, device, out)),
+                ("training", lambda: training(dataset, size, device, smoke)),
+                ("evaluation", lambda: evaluation(size, device)),
+                ("precision", lambda: precision(dataset, size["model"], device, size["eager_batch"])),
+                ("fit", fitted),
+                ("mesh", lambda: mesh_timings(field(), size["resolution"])),
+                ("trace", lambda: tracing(field(), size["image"])),
+                ("accuracy_sweep", lambda: accuracy_sweep(dataset, size, device))]
+    for name, measure in sections:
+        progress(f"{name} ...")
+        since = time.perf_counter()
+        try:
+            results[name] = measure()
+        except Exception as error:  # one broken figure must not cost the others
+            results[name] = {"error": "".join(traceback.format_exception_only(error)).strip()[-2000:]}
+            traceback.print_exc()
+        progress(f"{name}: {time.perf_counter() - since:.1f} s")
+        results["total_seconds"] = time.perf_counter() - started
+        write(results, out)
     return results
 
 
 def write(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")
-    t, p, f, m, r = (results[key] for key in ("training", "precision", "fit", "mesh", "trace"))
     lines = ["# GPU benchmark", "",
              f"{results['machine']}, device {results['device']}{' (smoke run)' if results['smoke'] else ''}; "
              f"{results['date']}; one run of `benchmarks/gpu.py`, {results['total_seconds']:.0f} s in all.", "",
-             "| figure | value |", "|---|---:|",
-             f"| training, eager step, batch {t['eager_batch']} | {t['eager_points_per_second']:,.0f} points/s |",
-             f"| training, fit's default ({t['default_batch']}, CUDA graph) | "
-             f"{t['default_points_per_second']:,.0f} points/s ({t['speedup']:.1f}x) |",
-             f"| pair ratio (float64) after TF32 training | {p['pair_ratio_float64_after_tf32_training']:.6f} |",
-             f"| pair ratio of TF32 evaluations, pairs 1e-3 apart | "
-             f"{p['pair_ratio_tf32_evaluation_close_pairs']:.6f} |",
-             f"| `lipsdf fit` end to end | {sum(f['seconds'].values()):.1f} s "
-             f"({', '.join(f'{k} {v:.1f}' for k, v in f['seconds'].items())}) |",
-             f"| fit: Chamfer L1, normal consistency, pair ratio | {100 * f['chamfer_l1_rel']:.3f}%, "
-             f"{f['normal_consistency']:.3f}, {f['max_pair_ratio']:.4f} |",
-             f"| mesh, pruned | {m['pruned']['seconds']:.2f} s, {m['pruned']['evaluations']:,} evaluations |",
-             f"| mesh, dense | {m['dense']['seconds']:.2f} s, "
-             f"{m['dense']['evaluations_per_second']:,.0f} evaluations/s |",
-             f"| pruned mesh identical to dense | {m['identical']} |",
-             f"| sphere tracing | {r['rays_per_second']:,.0f} rays/s, {r['stepped_through']} through the surface |"]
+             "| figure | value |", "|---|---:|"]
+    for name, rows in ((name, FIGURES[name]) for name in FIGURES if name in results):
+        section = results[name]
+        if isinstance(section, dict) and "error" in section:
+            lines.append(f"| {name} | failed: {section['error'].splitlines()[-1][:200]} |")
+            continue
+        for row in rows(section):
+            lines.append(f"| {row[0]} | {row[1]} |")
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
+
+
+FIGURES = {
+    "startup": lambda p: [("a new process: import torch and start the device", f"{p['seconds']:.1f} s")],
+    "profile": lambda p: [(f"kernels per eager training step ({p['model']}, batch {p['batch']})",
+                           f"{p['kernels_per_step']:.0f}")],
+    "training": lambda t: [
+        (f"training {t['model']}, eager step, batch {t['eager_batch']}", f"{t['eager_points_per_second']:,.0f} points/s"),
+        (f"training {t['model']}, fit's default batch ({t['default_batch']}, CUDA graph)",
+         f"{t['default_points_per_second']:,.0f} points/s ({t['speedup']:.1f}x)")]
+        + [(f"training {name}, CUDA graph, batch {batch}",
+            f"{value:,.0f} points/s") for name, by_batch in t["cuda_graph_sweep"].items()
+           for batch, value in by_batch.items()],
+    "evaluation": lambda e: [(f"evaluation {name}, float32",
+                              f"{value:,.0f} points/s") for name, value in e.items()],
+    "precision": lambda p: [
+        ("pair ratio (float64) after TF32 training", f"{p['pair_ratio_float64_after_tf32_training']:.6f}"),
+        ("pair ratio of TF32 evaluations, pairs 1e-3 apart", f"{p['pair_ratio_tf32_evaluation_close_pairs']:.6f}")],
+    "fit": lambda f: [
+        ("`lipsdf fit` end to end (wall clock, a new process)", f"{f['wall_seconds']:.1f} s "
+         f"({', '.join(f'{k} {v:.1f}' for k, v in f['seconds'].items())})"),
+        ("fit: Chamfer L1, normal consistency, pair ratio", f"{100 * f['chamfer_l1_rel']:.3f}%, "
+         f"{f['normal_consistency']:.4f}, {f['max_pair_ratio']:.4f}")],
+    "mesh": lambda m: [
+        ("mesh, pruned", f"{m['pruned']['seconds']:.2f} s, {m['pruned']['evaluations']:,} evaluations"),
+        ("mesh, dense", f"{m['dense']['seconds']:.2f} s, {m['dense']['evaluations_per_second']:,.0f} evaluations/s"),
+        ("pruned mesh identical to dense", str(m["identical"]))],
+    "trace": lambda r: [("sphere tracing", f"{r['rays_per_second']:,.0f} rays/s, {r['stepped_through']} through "
+                                           f"the surface, {r['mean_steps']:.1f} steps per ray")],
+    "accuracy_sweep": lambda rows: [(f"bunny training, batch {row['batch']} x {row['epochs']} epochs, lr "
+                                     f"{row['lr']:.3g}, {row['precision']}", f"{row['seconds']:.1f} s, test MAE "
+                                     f"{100 * row['mae_rel']:.3f}%") for row in rows],
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, on the CPU: checks the code paths")
+    parser.add_argument("--shape", type=Path, default=BUNNY, help="the shape to fit (default: the bunny)")
     parser.add_argument("--device", default=None, help="default: cuda, or cpu with --smoke")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: benchmarks/results, "
                                                                 "or a temporary folder with --smoke)")
@@ -190,9 +350,9 @@ def main() -> None:
         parser.exit(2, "gpu.py: no CUDA device here; run it on a GPU machine, or with --smoke\n")
     if args.out is None and args.smoke:
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(run(True, device, Path(folder)), indent=2))
+            print(json.dumps(run(True, device, Path(folder), args.shape), indent=2))
         return
-    results = run(args.smoke, device, args.out or RESULTS)
+    results = run(args.smoke, device, args.out or RESULTS, args.shape)
     print((Path(args.out or RESULTS) / "gpu.md").read_text())
 
 

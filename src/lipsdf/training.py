@@ -48,7 +48,7 @@ import torch
 
 from lipsdf.dataset import PointDataset
 from lipsdf.errors import InputFileError, LipsdfError, ModeError
-from lipsdf.field import NeuralField, resolve_device
+from lipsdf.field import NeuralField, WorldField, resolve_device
 from lipsdf.files import PathLike
 from lipsdf.losses import FIT_NORMS, LOSSES, Batch, default_loss, losses_for
 from lipsdf.metrics import bounding_box_diagonal, distance_errors
@@ -548,18 +548,19 @@ class Trainer:
         """Check the loss, log the epoch with its test errors, and write a checkpoint when one is due."""
         if not math.isfinite(mean_loss) or not _finite(run.model):
             self._diverged(epoch, mean_loss, run.good_state, run.log)
-        run.good_state = copy.deepcopy(run.model.state_dict())
+        run.good_state = {key: value.detach().clone() for key, value in run.model.state_dict().items()}
         last_step = run.schedule.values(run.step - 1)
         record = {"epoch": epoch + 1, "step": run.step, "loss": mean_loss, "lam": last_step["lam"],
                   "margin": run.schedule.values(run.step)["margin"], "lr": self.config.learning_rate * last_step["lr_factor"]}
-        field = self._field(copy.deepcopy(run.model), record["margin"])
-        record.update(self._test_metrics(field))
+        record.update(self._test_metrics(run.model, record["margin"]))
         record["seconds"] = round(time.perf_counter() - run.started, 3)
         run.log.write(record)
         if self.callback is not None:
             self.callback(record)
         last = epoch + 1 == self.config.epochs
+        field = None
         if last or (self.config.checkpoint_every and (epoch + 1) % self.config.checkpoint_every == 0):
+            field = self._field(copy.deepcopy(run.model), record["margin"])
             field.summary = self._summary(record, run.log, complete=last)
             self._write(field, epoch + 1, last, None if last else self._training_state(run, epoch + 1))
             run.checkpointed = epoch + 1
@@ -587,13 +588,16 @@ class Trainer:
     # ------------------------------------------------------------------ fields, metrics, files
 
     def _field(self, model: torch.nn.Module, margin: float) -> NeuralField:
-        """A field around ``model`` (which it takes over), with the offset that puts an unsigned field's
-        zero level on the shape: the margin for hKR, the surface level for losses on distances."""
-        offset = 0.0
-        if self.kind == "unsigned":
-            offset = margin if self.loss_name == "hkr" else -self._surface_level(model, margin)
+        """A field around ``model`` (which it takes over), with the offset of :meth:`_offset`."""
         return NeuralField(model, self.dataset.normalization, self.model_config, kind=self.kind,
-                           offset=offset, metadata=self.dataset.metadata, device=self.device)
+                           offset=self._offset(model, margin), metadata=self.dataset.metadata, device=self.device)
+
+    def _offset(self, model: torch.nn.Module, margin: float) -> float:
+        """What puts an unsigned field's zero level on the shape: the margin for hKR, minus the surface
+        level for losses on distances; 0 for signed fields."""
+        if self.kind != "unsigned":
+            return 0.0
+        return margin if self.loss_name == "hkr" else -self._surface_level(model, margin)
 
     def _surface_level(self, model: torch.nn.Module, margin: float) -> float:
         """The median of the network on the shape's own surface samples, at most a quarter of the
@@ -613,12 +617,20 @@ class Trainer:
             values = model(torch.as_tensor(surface, dtype=torch.float32, device=self.device))
         return min(float(values.median()), margin / 4)
 
-    def _test_metrics(self, field: NeuralField) -> dict[str, float]:
-        """Errors on a fixed random subset of the test points (all of them at the last epoch is
-        ``lipsdf eval``'s job): cheap enough to log every epoch without slowing small-batch training."""
+    def _test_metrics(self, model: torch.nn.Module, margin: float) -> dict[str, float]:
+        """Errors of the field the model stands for now, on a fixed random subset of the test points (all
+        of them at the last epoch is ``lipsdf eval``'s job). The training model is evaluated as it is (no
+        copy, no frozen weights), so logging every epoch stays cheap next to fast GPU epochs."""
         points, truth = self._epoch_test
+        normalization = self.dataset.normalization
+        if not torch.is_tensor(points):  # once: the points in the unit box, on the device
+            points = torch.as_tensor(normalization.to_unit(points), dtype=torch.float32, device=self.device)
+            self._epoch_test = points, truth
+        world = WorldField(model, normalization, self.kind, self._offset(model, margin))
+        with torch.no_grad():
+            values = world.unit(points).double().cpu().numpy() * normalization.scale
         signed = self.kind == "signed" and bool(self.dataset.metadata.get("signed_truth", True))
-        return distance_errors(field(points), truth, signed, self.diagonal)
+        return distance_errors(values, truth, signed, self.diagonal)
 
     def _summary(self, record: dict[str, Any], log: EpochLog, complete: bool) -> dict[str, Any]:
         return {
@@ -697,7 +709,8 @@ def _matmul_precision(precision: str) -> Iterator[None]:
 
 
 def _finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    """No NaN or infinity in any parameter: one reduction and one host sync for the whole model."""
+    return bool(torch.isfinite(torch.cat([p.detach().flatten() for p in model.parameters()]).sum()))
 
 
 def train(dataset: PointDataset, model_config: Optional[dict[str, Any]] = None,

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from lipsdf.errors import LipsdfError
-from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField, unit_vectors
+from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.query.contour import contour
 from lipsdf.query.grid import Device, use_device
 
@@ -77,14 +77,19 @@ class Camera:
 
     def rays(self) -> tuple[np.ndarray, np.ndarray]:
         """Origins and unit directions, ``(height * width, 3)``, row by row from the top-left pixel."""
-        forward, right, up = self.frame()
+        origins, directions = self.ray_tensors(torch.device("cpu"))
+        return origins.numpy(), directions.numpy()
+
+    def ray_tensors(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`rays` as float64 tensors made on ``device`` (a GPU traces an image without host traffic)."""
+        forward, right, up = (torch.as_tensor(v, device=device) for v in self.frame())
         half = math.tan(math.radians(self.fov) / 2)
-        x = (2 * (np.arange(self.width) + 0.5) / self.width - 1) * half * self.width / self.height
-        y = (1 - 2 * (np.arange(self.height) + 0.5) / self.height) * half
-        directions = forward + x[None, :, None] * right + y[:, None, None] * up
-        directions = directions.reshape(-1, 3)
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-        return np.broadcast_to(self.eye, directions.shape).copy(), directions
+        x = (2 * (torch.arange(self.width, device=device, dtype=torch.float64) + 0.5) / self.width - 1) \
+            * half * self.width / self.height
+        y = (1 - 2 * (torch.arange(self.height, device=device, dtype=torch.float64) + 0.5) / self.height) * half
+        directions = (forward + x[None, :, None] * right + y[:, None, None] * up).reshape(-1, 3)
+        directions = directions / torch.linalg.vector_norm(directions, dim=1, keepdim=True)
+        return torch.as_tensor(self.eye, device=device).expand_as(directions).clone(), directions
 
 
 def orbit_camera(target: Sequence[float], radius: float, azimuth: float = 30.0, elevation: float = 20.0,
@@ -176,20 +181,31 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
     ((1,), False)
     """
     started = time.perf_counter()
+    field = use_device(field, device)
+    origins = torch.as_tensor(np.asarray(origins, dtype=np.float64), device=field.device)
+    directions = torch.as_tensor(np.asarray(directions, dtype=np.float64), device=field.device)
+    return _trace(field, origins, directions, max_steps, epsilon, cone, batch_size, smoothing, level, started)
+
+
+def _trace(field: NeuralField, origins: torch.Tensor, directions: torch.Tensor, max_steps: int,
+           epsilon: Optional[float], cone: float, batch_size: int, smoothing: float, level: float,
+           started: float) -> TraceResult:
+    """:func:`sphere_trace` on float64 world-unit ray tensors on the field's device: every ray marches on
+    the device, and the results cross to the host once, at the end."""
     if not smoothing >= 0:
         raise LipsdfError(f"the shading smoothing must be >= 0, got {smoothing}", option="smoothing")
-    field = use_device(field, device)
     if field.dim != 3:
         raise LipsdfError(f"sphere tracing needs a 3D field, this one is {field.dim}D; "
                           "`lipsdf render` draws 2D fields as maps")
     norm = field.normalization
     epsilon = (DEFAULT_EPSILON * norm.scale if epsilon is None else epsilon) / norm.scale
     level_unit = float(level) / norm.scale
-    origins_unit = field.unit_tensor(origins)
-    directions_t = torch.from_numpy(np.asarray(directions, dtype=np.float32)).to(field.device)
+    center = torch.as_tensor(norm.center, device=field.device)
+    origins_unit = ((origins - center) / norm.scale).float()
+    directions_t = directions.float()
     n = len(origins_unit)
     t, far = _box_interval(origins_unit, directions_t, -1.0, 1.0)
-    steps = torch.zeros(n, dtype=torch.int64, device=field.device)
+    steps = torch.zeros(n, dtype=torch.int32, device=field.device)
     hit = torch.zeros(n, dtype=torch.bool, device=field.device)
     through = torch.zeros(n, dtype=torch.bool, device=field.device)
     active = torch.nonzero(t <= far).flatten()
@@ -216,15 +232,17 @@ def sphere_trace(field: NeuralField, origins: np.ndarray, directions: np.ndarray
         gradients = (values.reshape(-1, 4, 1) * corners).sum(dim=1)
     else:
         _, gradients = field.unit_values_and_gradients(points_unit, batch_size)
-    depth = np.full(n, np.nan)
-    points = np.full((n, 3), np.nan)
-    normals = np.full((n, 3), np.nan)
-    hits_np = hits.cpu().numpy()
-    depth[hits_np] = t[hits].double().cpu().numpy() * norm.scale
-    points[hits_np] = norm.to_world(points_unit.double().cpu().numpy())
-    normals[hits_np] = unit_vectors(gradients.double().cpu().numpy())
-    return TraceResult(hit.cpu().numpy(), depth, points, normals, steps.cpu().numpy(), through.cpu().numpy(),
-                       unfinished, time.perf_counter() - started)
+    gradients = gradients.double()
+    length = torch.linalg.vector_norm(gradients, dim=1, keepdim=True)
+    depth = torch.full((n,), float("nan"), dtype=torch.float64, device=field.device)
+    points = torch.full((n, 3), float("nan"), dtype=torch.float64, device=field.device)
+    normals = torch.full((n, 3), float("nan"), dtype=torch.float64, device=field.device)
+    depth[hits] = t[hits].double() * norm.scale
+    points[hits] = points_unit.double() * norm.scale + center
+    normals[hits] = torch.where(length > 0, gradients / length.clamp_min(1e-300), 0.0)
+    return TraceResult(hit.cpu().numpy(), depth.cpu().numpy(), points.cpu().numpy(), normals.cpu().numpy(),
+                       steps.cpu().numpy().astype(np.int64), through.cpu().numpy(), unfinished,
+                       time.perf_counter() - started)
 
 
 def shape_framing(field: NeuralField, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, float]:
@@ -245,10 +263,12 @@ def trace_image(field: NeuralField, camera: Camera, max_steps: int = DEFAULT_MAX
                 epsilon: Optional[float] = None, batch_size: int = DEFAULT_BATCH_SIZE,
                 device: Device = None, smoothing: float = 0.0, level: float = 0.0) -> TraceResult:
     """Sphere-trace one ray per pixel of ``camera``; arrays come back with shape ``(height, width, ...)``."""
-    origins, directions = camera.rays()
+    started = time.perf_counter()
+    field = use_device(field, device)
+    origins, directions = camera.ray_tensors(field.device)
     half_pixel = math.tan(math.radians(camera.fov) / 2) / camera.height  # radians, near the axis
-    result = sphere_trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, device, smoothing,
-                          level)
+    result = _trace(field, origins, directions, max_steps, epsilon, half_pixel, batch_size, smoothing, level,
+                    started)
     shape = (camera.height, camera.width)
     for name in ("hit", "depth", "steps", "stepped_through"):
         setattr(result, name, getattr(result, name).reshape(shape))
