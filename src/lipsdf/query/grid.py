@@ -134,11 +134,16 @@ def grid_unit_values(field: NeuralField, grid: Grid, index: Optional[torch.Tenso
     batch_size = field.batch_size(batch_size)
     count = grid.size if index is None else len(index)
     out = torch.empty(count, device=field.device)
+    # On a GPU the matrix-product kernel (and so the last bits of a value) depends on the batch's size:
+    # every batch is padded to the full size, so a vertex gets the same value in any query.
+    pad = field.device.type == "cuda"
     with progress_bar(count, "field on grid", quiet=quiet) as bar:
         for start in range(0, count, batch_size):
             stop = min(start + batch_size, count)
             chunk = (torch.arange(start, stop, device=field.device) if index is None else index[start:stop])
-            out[start:stop] = field.unit_values(grid.unit_vertices(field, chunk), batch_size)
+            if pad and len(chunk) < batch_size:
+                chunk = torch.cat([chunk, chunk[-1:].expand(batch_size - len(chunk))])
+            out[start:stop] = field.unit_values(grid.unit_vertices(field, chunk), batch_size)[:stop - start]
             bar.update(stop - start)
     return out
 

@@ -209,19 +209,20 @@ def _trace(field: NeuralField, origins: torch.Tensor, directions: torch.Tensor, 
     hit = torch.zeros(n, dtype=torch.bool, device=field.device)
     through = torch.zeros(n, dtype=torch.bool, device=field.device)
     active = torch.nonzero(t <= far).flatten()
-    for step in range(max_steps):
+    for step in range(max_steps):  # one host sync per step: the compaction of the rays still marching
         if len(active) == 0:
             break
-        values = field.unit_values(origins_unit[active] + t[active, None] * directions_t[active],
+        t_active = t[active]
+        values = field.unit_values(origins_unit[active] + t_active[:, None] * directions_t[active],
                                    batch_size) - level_unit
         steps[active] += 1
-        arrived = values < epsilon + cone * t[active]
-        hit[active[arrived]] = True
+        arrived = values < epsilon + cone * t_active
+        hit[active] = arrived
         if step > 0:  # a ray that starts inside the shape has not stepped through anything
-            through[active[values < -epsilon]] = True
-        active, values = active[~arrived], values[~arrived]
-        t[active] += values
-        active = active[t[active] <= far[active]]
+            through[active] = values < -epsilon
+        t_active = torch.where(arrived, t_active, t_active + values)
+        t[active] = t_active
+        active = active[~arrived & (t_active <= far[active])]
     unfinished = len(active)
 
     hits = torch.nonzero(hit).flatten()
