@@ -427,7 +427,7 @@ class Trainer:
         """Train; returns the field (also written to ``output`` when given)."""
         run = self._start()
         with progress_bar(self.config.epochs, "training", quiet=self.quiet, unit="epoch") as bar, \
-                _matmul_precision(self.config.matmul_precision if self.device.type == "cuda" else "float32"):
+                using_matmul_precision(self.config.matmul_precision if self.device.type == "cuda" else "float32"):
             bar.update(run.first_epoch)
             try:
                 for epoch in range(run.first_epoch, self.config.epochs):
@@ -698,8 +698,8 @@ def training_state(path: PathLike) -> Optional[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _matmul_precision(precision: str) -> Iterator[None]:
-    """TF32 matrix products on CUDA for the duration (training only), restored afterwards."""
+def using_matmul_precision(precision: str) -> Iterator[None]:
+    """Within the block, CUDA matrix products use ``precision`` (``float32`` or ``tf32``); restored after."""
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:
