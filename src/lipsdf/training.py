@@ -92,10 +92,11 @@ class TrainingConfig:
     sald_weight : weight of SALD's gradient term.
     seed : seeds the initialisation and the shuffling; same seed, same field (on CPU).
     checkpoint_every : write the field every this many epochs (0: only at the end).
-    compile : run the training steps through ``torch.compile`` (fuses the element-wise work
-        between matrix products: 1.18x faster for SLL 20 x 128 at batch 4096 on a 2-core CPU;
-        the first epoch pays a few seconds, more with a cold cache, of compilation). Not for
-        losses that differentiate the input gradient (``sald``, ``fit`` with an eikonal term).
+    compile : run the training steps through ``torch.compile``, which fuses the element-wise work
+        between matrix products; no faster for SLL 20 x 128 at batch 4096 on a 2-core CPU now that
+        the layers fuse bias and residual into their products, and the first epoch pays a few seconds
+        of compilation (more with a cold cache). Not for losses that differentiate the input
+        gradient (``sald``, ``fit`` with an eikonal term).
     cuda_graph : on CUDA, capture the training step once as a CUDA graph and replay it: one launch per
         step instead of hundreds (first-order losses; ignored on CPU and with ``compile``).
     matmul_precision : ``float32``, or ``tf32`` for TF32 matrix products in training on CUDA (faster on
