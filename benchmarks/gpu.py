@@ -45,6 +45,7 @@ from lipsdf.geometry.normalize import Normalization
 from lipsdf.nn import build_model
 from lipsdf.pipeline import fit_defaults
 from lipsdf.query import contour, orbit_camera, trace_image
+from lipsdf.query.grid import field_grid, grid_unit_values
 from lipsdf.query.trace import shape_framing
 from lipsdf.sampling import sample
 from lipsdf.training import Trainer, TrainingConfig
@@ -185,13 +186,24 @@ def mesh_timings(field: NeuralField, resolution: int) -> dict:
         out[name] = {"seconds": seconds, "evaluations": result.evaluations,
                      "evaluations_per_second": result.evaluations / seconds, "mesh": result.contours[0].shape}
         progress(f"  {name}: {seconds:.2f} s, {result.evaluations:,} evaluations")
+    grid = field_grid(field, resolution)
+    grid_unit_values(field, field_grid(field, 16))  # warm up
+    sync(field)
+    started = time.perf_counter()
+    grid_unit_values(field, grid)
+    sync(field)
+    seconds = time.perf_counter() - started
+    out["dense_evaluation"] = {"seconds": seconds, "evaluations_per_second": grid.size / seconds}
+    progress(f"  dense evaluation on the device: {seconds:.2f} s")
     a, b = out["pruned"].pop("mesh"), out["dense"].pop("mesh")
     out["identical"] = bool(a is not None and b is not None and np.array_equal(a.faces, b.faces)
                             and np.array_equal(a.vertices, b.vertices))
     return out
 
 
-def tracing(field: NeuralField, size: int) -> dict:
+def tracing(field: NeuralField, size: int, out: Path) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
     centre, radius = shape_framing(field)
     camera = orbit_camera(centre, 2.5 * radius, width=size, height=size)
     trace_image(field, orbit_camera(centre, 2.5 * radius, width=16, height=16))  # warm up
@@ -200,6 +212,11 @@ def tracing(field: NeuralField, size: int) -> dict:
     result = trace_image(field, camera)
     sync(field)
     seconds = time.perf_counter() - started
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if field.device.type == "cuda" else [])
+    with profile(activities=activities) as prof:  # a second trace, profiled: where its time goes
+        trace_image(field, camera)
+        sync(field)
+    (out / "trace_profile.txt").write_text(prof.key_averages().table(sort_by="cpu_time_total", row_limit=30))
     return {"seconds": seconds, "rays_per_second": size * size / seconds, "hits": int(result.hit.sum()),
             "stepped_through": int(result.stepped_through.sum()), "unfinished": int(result.unfinished),
             "mean_steps": float(result.steps.mean()), "max_steps": int(result.steps.max())}
@@ -274,7 +291,7 @@ def run(smoke: bool, device: str, out: Path, shape_path: Path = BUNNY) -> dict:
                 ("precision", lambda: precision(dataset, size["model"], device, size["eager_batch"])),
                 ("fit", fitted),
                 ("mesh", lambda: mesh_timings(field(), size["resolution"])),
-                ("trace", lambda: tracing(field(), size["image"])),
+                ("trace", lambda: tracing(field(), size["image"], out)),
                 ("accuracy_sweep", lambda: accuracy_sweep(dataset, size, device))]
     for name, measure in sections:
         progress(f"{name} ...")
@@ -331,6 +348,8 @@ FIGURES = {
     "mesh": lambda m: [
         ("mesh, pruned", f"{m['pruned']['seconds']:.2f} s, {m['pruned']['evaluations']:,} evaluations"),
         ("mesh, dense", f"{m['dense']['seconds']:.2f} s, {m['dense']['evaluations_per_second']:,.0f} evaluations/s"),
+        ("dense grid evaluation on the device (no marching)",
+         f"{m['dense_evaluation']['seconds']:.2f} s, {m['dense_evaluation']['evaluations_per_second']:,.0f} evaluations/s"),
         ("pruned mesh identical to dense", str(m["identical"]))],
     "trace": lambda r: [("sphere tracing", f"{r['rays_per_second']:,.0f} rays/s, {r['stepped_through']} through "
                                            f"the surface, {r['mean_steps']:.1f} steps per ray")],

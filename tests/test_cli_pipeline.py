@@ -221,3 +221,17 @@ def test_missing_or_conflicting_inputs_are_one_line_status_2(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sampling_in_a_forked_process_gives_the_same_dataset():
+    """A GPU fit samples in a forked process while it loads its kernels: the data must not change."""
+    from lipsdf.pipeline import _sample_in_fork, plan_fit
+    from lipsdf.sampling import sample
+
+    plan = plan_fit("builtin:torus", sampling={"n": 3000, "n_test": 500}, device="cpu")
+    ran = []
+    forked = _sample_in_fork(plan, quiet=True, meanwhile=lambda: ran.append(True))
+    direct = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=True)
+    assert ran and forked.mode == direct.mode
+    for name, array in direct.arrays.items():
+        np.testing.assert_array_equal(forked.arrays[name], array)

@@ -9,6 +9,7 @@ made, and its :meth:`~FitResult.to_dict` is ``metrics.json``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import gc
 import json
@@ -17,7 +18,6 @@ import os
 import shutil
 import signal
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field as dataclass_field
 from pathlib import Path
@@ -316,29 +316,39 @@ def _resumed_plan(staging: Path, device: Optional[str]) -> FitPlan:
     return plan
 
 
-def _warm_up(plan: FitPlan) -> Optional[threading.Thread]:
-    """Run the training step's and the queries' kernels once on throwaway data, in a thread, while the CPU
-    samples the shape. A new process loads each GPU kernel on first use (measured on an H100: about 6 s
-    for a fit's kernels); this takes that time off the training and query stages."""
+def _sample_and_warm_up(plan: FitPlan, quiet: bool) -> PointDataset:
+    """Sample the shape; on a GPU, in a forked process while this one loads its GPU kernels.
+
+    A new process loads each GPU kernel on first use: measured on an H100, about 6 s of a fit's training
+    stage, as long as the sampling itself. The sampling is NumPy and libigl only (no torch, which does not
+    survive a fork), and libigl holds the interpreter lock, so a thread would not overlap it."""
     if plan.device.type != "cuda":
-        return None
+        return sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
+    return _sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up(plan))
 
-    def start() -> None:
-        model = build_model(plan.model).to(plan.device)
-        optimiser = torch.optim.Adam(model.parameters(), fused=True)
-        x = torch.rand(min(plan.training.batch_size, 1 << 16), plan.shape.dim, device=plan.device)
-        with using_matmul_precision(plan.training.matmul_precision):
-            for _ in range(2):
-                model(x).abs().mean().backward()
-                optimiser.step()
-        with torch.no_grad():
-            if hasattr(model, "freeze"):
-                model.freeze()
-            model(torch.rand(CUDA_BATCH_SIZE, plan.shape.dim, device=plan.device)).sum().item()
 
-    thread = threading.Thread(target=start, daemon=True)
-    thread.start()
-    return thread
+def _sample_in_fork(plan: FitPlan, quiet: bool, meanwhile: Callable[[], None]) -> PointDataset:
+    """Sample the shape in a forked process, running ``meanwhile`` here in the meantime."""
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        dataset = pool.submit(sample, plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
+        meanwhile()
+        return dataset.result()
+
+
+def _warm_up(plan: FitPlan) -> None:
+    """Run the training step's and the queries' kernels once on throwaway data (see
+    :func:`_sample_and_warm_up`)."""
+    model = build_model(plan.model).to(plan.device)
+    optimiser = torch.optim.Adam(model.parameters(), fused=True)
+    x = torch.rand(min(plan.training.batch_size, 1 << 16), plan.shape.dim, device=plan.device)
+    with using_matmul_precision(plan.training.matmul_precision):
+        for _ in range(2):
+            model(x).abs().mean().backward()
+            optimiser.step()
+    with torch.no_grad():
+        if hasattr(model, "freeze"):
+            model.freeze()
+        model(torch.rand(CUDA_BATCH_SIZE, plan.shape.dim, device=plan.device)).sum().item()
 
 
 def _tuples(values: dict[str, Any]) -> dict[str, Any]:
@@ -356,19 +366,16 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Callable[[str], N
         return time.perf_counter()
 
     now = time.perf_counter()
-    warming = _warm_up(plan)
     if files["dataset"].exists():  # a resumed run
         dataset = PointDataset.load(files["dataset"])
         say(f"resumed with the dataset of the unfinished run; {files['dataset'].name}")
     else:
-        dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
+        dataset = _sample_and_warm_up(plan, quiet)
         dataset.save(files["dataset"])
         say(f"sampled {len(dataset.points)} {plan.mode} points [{time.perf_counter() - now:.1f} s]; "
             f"{files['dataset'].name}")
     now = stage("sample", now)
 
-    if warming is not None:
-        warming.join()
     state = training_state(files["field"]) if files["field"].exists() else None
     if files["field"].exists() and state is None:  # training had finished
         neural_field = NeuralField.load(files["field"], device=plan.device)

@@ -120,3 +120,27 @@ def test_contours_of_trained_fields_are_in_world_coordinates(trained_circle, tra
     lower, upper = mesh.bounds()
     np.testing.assert_allclose(lower, SPHERE_CENTER - SPHERE_RADIUS, atol=0.03 * 2 * SPHERE_RADIUS)
     np.testing.assert_allclose(upper, SPHERE_CENTER + SPHERE_RADIUS, atol=0.03 * 2 * SPHERE_RADIUS)
+
+
+@pytest.mark.parametrize("name", ["trained_circle", "trained_sphere"])
+def test_a_cropped_grid_is_the_same_block_pruned_or_dense_and_loses_no_crossing(name, request):
+    field = request.getfixturevalue(name)
+    grid = field_grid(field, 200 if field.dim == 2 else 48)
+    levels = [-0.2 * field.normalization.scale, 0.0]
+    whole = sample_grid(field, grid, levels, prune=False)
+    dense, pruned = (sample_grid(field, grid, levels, prune=prune, crop=True) for prune in (False, True))
+    assert dense.grid.shape == pruned.grid.shape and np.array_equal(dense.grid.lower, pruned.grid.lower)
+    assert dense.grid.size < grid.size
+    np.testing.assert_allclose(pruned.values[pruned.evaluated], dense.values[pruned.evaluated],
+                               atol=1e-6 * field.normalization.scale, rtol=0)
+    # The block holds every cell with a crossing: the whole grid's crossings all fall inside it.
+    start = np.rint((dense.grid.lower - grid.lower) / grid.spacing).astype(int)
+    inside = np.zeros(grid.shape, bool)
+    inside[tuple(slice(a, a + n) for a, n in zip(start, dense.grid.shape))] = True
+    for level in levels:
+        above = whole.values > level
+        for axis in range(grid.dim):
+            low = np.take(above, range(grid.shape[axis] - 1), axis)
+            high = np.take(above, range(1, grid.shape[axis]), axis)
+            edge_inside = np.take(inside, range(grid.shape[axis] - 1), axis) & np.take(inside, range(1, grid.shape[axis]), axis)
+            assert not (low != high)[~edge_inside].any()  # every sign change lies inside the block

@@ -92,19 +92,22 @@ def _blocks_keep(centre_values: torch.Tensor, radii: torch.Tensor, levels: np.nd
 
 
 def sample_grid(field: NeuralField, grid: Grid, levels: Union[float, Sequence[float]], prune: bool = True,
-                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> GridSampling:
+                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True, crop: bool = False) -> GridSampling:
     """Field values on ``grid``, exact wherever a cell may cross one of ``levels``.
 
     ``prune=False`` evaluates every vertex. Pruning needs a 1-Lipschitz field
-    (sll, ortho); for others it is a :class:`LipsdfError`.
+    (sll, ortho); for others it is a :class:`LipsdfError`. ``crop``: return
+    only the smallest block of the grid holding every cell that crosses a
+    level (``grid`` is then that block); the same block, pruned or dense.
     """
     levels = _as_levels(levels)
     return sample_grid_where(field, grid, lambda values, radii: _blocks_keep(values, radii, levels), prune,
-                             batch_size, quiet)
+                             batch_size, quiet, crop_levels=levels if crop else None)
 
 
 def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                      prune: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> GridSampling:
+                      prune: bool = True, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True,
+                      crop_levels: Optional[np.ndarray] = None) -> GridSampling:
     """Field values on ``grid``, exact in every block that ``keep(centre_values, radii)`` keeps.
 
     ``keep`` gets the values at block centres and the largest change the
@@ -114,10 +117,11 @@ def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tens
     their block's centre value.
 
     The whole hierarchy lives on the field's device: one network call and one
-    host sync per level, whatever the number of blocks.
+    host sync per level, whatever the number of blocks. ``crop_levels``: see
+    :func:`sample_grid`'s ``crop``.
     """
     if not prune:
-        return _dense(field, grid, 0, batch_size, quiet)
+        return _dense(field, grid, 0, batch_size, quiet, crop_levels)
     if not field.is_lipschitz:
         raise LipsdfError(f"a {field.arch} field is not 1-Lipschitz, so cells cannot be pruned; evaluate densely")
 
@@ -145,7 +149,7 @@ def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tens
         stand_in[tuple(dropped.T)] = centre_values[~kept].float()
         starts = starts[kept]
         if block <= 4 and len(starts) * block ** dim > _GIVE_UP * total_cells:  # flat: pruning costs more
-            return _dense(field, grid, evaluations, batch_size, quiet)
+            return _dense(field, grid, evaluations, batch_size, quiet, crop_levels)
         if block <= _FINEST_BLOCK:
             break
         block //= 2
@@ -165,18 +169,65 @@ def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tens
         evaluated[((starts + corner) * strides).sum(dim=1)] = True
     index = torch.nonzero(evaluated).flatten()
     values[index] = to_world(field, grid_unit_values(field, grid, index, batch_size, quiet))
-    low, high = torch.aminmax(values)
-    assert not (torch.isnan(low) or torch.isnan(high)), "every vertex is owned by a pruned or a surviving cell"
-    return GridSampling(grid, values.reshape(grid.shape).cpu().numpy(), evaluated.reshape(grid.shape).cpu().numpy(),
-                        evaluations + len(index), pruned=True, value_range=(float(low), float(high)))
+    assert not torch.isnan(values).any(), "every vertex is owned by a pruned or a surviving cell"
+    return _on_host(grid, values.reshape(grid.shape), evaluated.reshape(grid.shape), evaluations + len(index),
+                    True, crop_levels, cells=starts)
 
 
-def _dense(field: NeuralField, grid: Grid, evaluations: int, batch_size: int, quiet: bool) -> GridSampling:
+def _dense(field: NeuralField, grid: Grid, evaluations: int, batch_size: int, quiet: bool,
+           crop_levels: Optional[np.ndarray]) -> GridSampling:
     """Every vertex evaluated (after ``evaluations`` spent on a pruning that gave up)."""
     values = to_world(field, grid_unit_values(field, grid, batch_size=batch_size, quiet=quiet))
+    evaluated = torch.ones(grid.shape, dtype=torch.bool, device=field.device)
+    return _on_host(grid, values.reshape(grid.shape), evaluated, evaluations + grid.size, False, crop_levels)
+
+
+def _on_host(grid: Grid, values: torch.Tensor, evaluated: torch.Tensor, evaluations: int, pruned: bool,
+             crop_levels: Optional[np.ndarray], cells: Optional[torch.Tensor] = None) -> GridSampling:
+    """The sampling as NumPy arrays, cropped on the device first when asked (less to copy and to march).
+    ``cells``: the lower corners of the only cells that can cross a level (the survivors of pruning)."""
     low, high = torch.aminmax(values)
-    return GridSampling(grid, values.reshape(grid.shape).cpu().numpy(), np.ones(grid.shape, bool),
-                        evaluations + grid.size, pruned=False, value_range=(float(low), float(high)))
+    box = None if crop_levels is None else _crossing_box(values, crop_levels, cells)
+    if box is not None:
+        values, evaluated = values[box], evaluated[box]
+        start = np.array([axis.start for axis in box])
+        grid = Grid(grid.lower + grid.spacing * start, grid.spacing, tuple(values.shape))
+    return GridSampling(grid, values.contiguous().cpu().numpy(), evaluated.contiguous().cpu().numpy(), evaluations,
+                        pruned, (float(low), float(high)))
+
+
+def _crossing_box(values: torch.Tensor, levels: np.ndarray,
+                  cells: Optional[torch.Tensor] = None) -> Optional[tuple[slice, ...]]:
+    """The smallest block of vertices holding every cell whose corner values reach a level (min <= level
+    <= max), among ``cells`` (lower corners; default: all); None when no cell does.
+
+    A pruned cell's corners, stand-ins or not, all sit strictly on one side of every level, as the true
+    values do, so the survivors of pruning hold every such cell, and pruned and dense grids give the same
+    block."""
+    dim, shape = values.dim(), values.shape
+    corners = list(itertools.product((0, 1), repeat=dim))
+    if cells is None:  # every cell: the corner values as shifted views of the grid
+        stack = [values[tuple(slice(c, c + n - 1) for c, n in zip(corner, shape))] for corner in corners]
+    else:
+        strides = torch.as_tensor([math.prod(shape[axis + 1:]) for axis in range(dim)], device=values.device)
+        flat = values.reshape(-1)
+        stack = [flat[((cells + torch.as_tensor(corner, device=values.device)) * strides).sum(dim=1)]
+                 for corner in corners]
+    low, high = stack[0].clone(), stack[0].clone()
+    for corner_values in stack[1:]:
+        torch.minimum(low, corner_values, out=low)
+        torch.maximum(high, corner_values, out=high)
+    crossing = torch.zeros_like(low, dtype=torch.bool)
+    for level in levels:
+        crossing |= (low <= level) & (high >= level)
+    if cells is None:
+        crossing_cells = torch.nonzero(crossing)
+    else:
+        crossing_cells = cells[crossing]
+    if len(crossing_cells) == 0:
+        return None
+    first, last = crossing_cells.min(dim=0).values.tolist(), crossing_cells.max(dim=0).values.tolist()
+    return tuple(slice(a, b + 2) for a, b in zip(first, last))
 
 
 def _refined(stand_in: Optional[torch.Tensor], n_cells: torch.Tensor, block: int) -> torch.Tensor:
@@ -319,9 +370,10 @@ def contour(field: NeuralField, iso: Union[float, Sequence[float]] = 0.0, resolu
     levels = _as_levels(iso)
     grid = field_grid(field, resolution or DEFAULT_RESOLUTION[field.dim], bounds)
     sampling = sample_grid(field, grid, levels, prune=not dense and field.is_lipschitz, batch_size=batch_size,
-                           quiet=quiet)
+                           quiet=quiet, crop=True)
     mask = sampling.evaluated if sampling.pruned else None
-    contours = [Contour(float(level), marching(sampling.values, grid, float(level), mask, sampling.value_range))
+    contours = [Contour(float(level), marching(sampling.values, sampling.grid, float(level), mask,
+                                               sampling.value_range))
                 for level in levels]
     return ContourResult(contours, grid, sampling.evaluations, sampling.pruned, time.perf_counter() - started,
                          sampling.value_range)

@@ -213,8 +213,8 @@ def _trace(field: NeuralField, origins: torch.Tensor, directions: torch.Tensor, 
         if len(active) == 0:
             break
         t_active = t[active]
-        values = field.unit_values(origins_unit[active] + t_active[:, None] * directions_t[active],
-                                   batch_size) - level_unit
+        values = _marching_values(field, origins_unit[active] + t_active[:, None] * directions_t[active],
+                                  batch_size) - level_unit
         steps[active] += 1
         arrived = values < epsilon + cone * t_active
         hit[active] = arrived
@@ -244,6 +244,18 @@ def _trace(field: NeuralField, origins: torch.Tensor, directions: torch.Tensor, 
     return TraceResult(hit.cpu().numpy(), depth.cpu().numpy(), points.cpu().numpy(), normals.cpu().numpy(),
                        steps.cpu().numpy().astype(np.int64), through.cpu().numpy(), unfinished,
                        time.perf_counter() - started)
+
+
+def _marching_values(field: NeuralField, points: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The network at the marching rays' points. On a GPU the set shrinks at every step, and each new
+    batch size costs the matrix library a new kernel choice: the batch is padded to a power of two, so
+    a march meets a few sizes, not one per step."""
+    count = len(points)
+    if field.device.type != "cuda" or count >= field.batch_size(batch_size):
+        return field.unit_values(points, batch_size)
+    padded = max(1024, 1 << (count - 1).bit_length())
+    points = torch.cat([points, points.new_zeros(padded - count, points.shape[1])])
+    return field.unit_values(points, batch_size)[:count]
 
 
 def shape_framing(field: NeuralField, batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[np.ndarray, float]:
