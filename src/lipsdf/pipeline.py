@@ -73,7 +73,7 @@ def fit_defaults(dim: int, quick: bool = False, device: Optional[str] = "cpu", r
     Examples
     --------
     >>> fit_defaults(3).training["epochs"], fit_defaults(3, quick=True).resolution
-    (200, 96)
+    (260, 96)
     >>> fit_defaults(3, recipe="paper").model
     {'layers': 20, 'width': 128}
     """
@@ -98,7 +98,7 @@ def fit_defaults(dim: int, quick: bool = False, device: Optional[str] = "cpu", r
         if quick:
             return FitDefaults({"n": 40_000, "n_test": 5_000}, {"epochs": 80, "batch_size": 2048}, 96, 256,
                                _QUICK_EVALUATION, model)
-        return FitDefaults({"n": 200_000, "n_test": 20_000}, {"epochs": 200}, 192, 512, {}, model)
+        return FitDefaults({"n": 200_000, "n_test": 20_000}, {"epochs": 260}, 192, 512, {}, model)
     if quick:
         return FitDefaults({"n": 20_000, "n_test": 5_000}, {"epochs": 40, "batch_size": 1024}, 256, 0,
                            _QUICK_EVALUATION, model)
@@ -324,7 +324,15 @@ def _sample_and_warm_up(plan: FitPlan, quiet: bool) -> PointDataset:
     survive a fork), and libigl holds the interpreter lock, so a thread would not overlap it."""
     if plan.device.type != "cuda":
         return sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
-    return _sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up(plan))
+    return _sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up_if_possible(plan))
+
+
+def _warm_up_if_possible(plan: FitPlan) -> None:
+    """:func:`_warm_up`, best effort: a GPU that fails here fails again in training, with its error said there."""
+    try:
+        _warm_up(plan)
+    except RuntimeError:
+        pass
 
 
 def _sample_in_fork(plan: FitPlan, quiet: bool, meanwhile: Callable[[], None]) -> PointDataset:
