@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import math
 import os
+import signal
 import tempfile
 import zipfile
 import zlib
@@ -41,17 +42,35 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputFileError(f"output directory {directory} does not exist; create it first")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        # A stop signal (Ctrl-C, SIGTERM) between creating the temporary file and knowing its name would
+        # leave it behind: the signals wait until the name is known.
+        with _signals_deferred():
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=directory)
+            os.close(fd)
+            tmp = Path(tmp_name)
         yield tmp
         # mkstemp makes the file private (0600); give it the mode a plain open() would have.
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (where the platform can) for the duration of the block."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    stops = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _current_umask() -> int:
