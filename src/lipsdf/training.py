@@ -711,7 +711,7 @@ def using_matmul_precision(precision: str) -> Iterator[None]:
 
 def _finite(model: torch.nn.Module) -> bool:
     """No NaN or infinity in any parameter: one reduction and one host sync for the whole model."""
-    return bool(torch.isfinite(torch.cat([p.detach().flatten() for p in model.parameters()]).sum()))
+    return bool(torch.isfinite(torch.cat([p.detach().flatten() for p in model.parameters()])).all())
 
 
 def train(dataset: PointDataset, model_config: Optional[dict[str, Any]] = None,
