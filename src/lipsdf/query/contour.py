@@ -164,9 +164,8 @@ def sample_grid_where(field: NeuralField, grid: Grid, keep: Callable[[torch.Tens
     owners = [torch.clamp(torch.arange(n, device=device), max=n - 2) for n in grid.shape]
     values = stand_in[torch.meshgrid(*owners, indexing="ij")].reshape(-1)
     evaluated = torch.zeros(grid.size, dtype=torch.bool, device=device)
-    strides = torch.as_tensor([math.prod(grid.shape[axis + 1:]) for axis in range(dim)], device=device)
     for corner in corners:  # a handful of vectorised passes, one per cell corner
-        evaluated[((starts + corner) * strides).sum(dim=1)] = True
+        evaluated[_flat_index(starts + corner, grid.shape)] = True
     index = torch.nonzero(evaluated).flatten()
     values[index] = to_world(field, grid_unit_values(field, grid, index, batch_size, quiet))
     assert not torch.isnan(values).any(), "every vertex is owned by a pruned or a surviving cell"
@@ -209,9 +208,8 @@ def _crossing_box(values: torch.Tensor, levels: np.ndarray,
     if cells is None:  # every cell: the corner values as shifted views of the grid
         stack = [values[tuple(slice(c, c + n - 1) for c, n in zip(corner, shape))] for corner in corners]
     else:
-        strides = torch.as_tensor([math.prod(shape[axis + 1:]) for axis in range(dim)], device=values.device)
         flat = values.reshape(-1)
-        stack = [flat[((cells + torch.as_tensor(corner, device=values.device)) * strides).sum(dim=1)]
+        stack = [flat[_flat_index(cells + torch.as_tensor(corner, device=values.device), shape)]
                  for corner in corners]
     low, high = stack[0].clone(), stack[0].clone()
     for corner_values in stack[1:]:
@@ -228,6 +226,12 @@ def _crossing_box(values: torch.Tensor, levels: np.ndarray,
         return None
     first, last = crossing_cells.min(dim=0).values.tolist(), crossing_cells.max(dim=0).values.tolist()
     return tuple(slice(a, b + 2) for a, b in zip(first, last))
+
+
+def _flat_index(vertices: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """C-order flat indices of ``(m, d)`` integer vertex coordinates in a grid of ``shape``."""
+    strides = torch.as_tensor([math.prod(shape[axis + 1:]) for axis in range(len(shape))], device=vertices.device)
+    return (vertices * strides).sum(dim=1)
 
 
 def _refined(stand_in: Optional[torch.Tensor], n_cells: torch.Tensor, block: int) -> torch.Tensor:

@@ -158,10 +158,3 @@ def to_world(field: NeuralField, unit_values: torch.Tensor) -> torch.Tensor:
     was evaluated (dense and pruned contours rely on this to agree)."""
     return unit_values * np.float32(field.normalization.scale)
 
-
-def grid_values(field: NeuralField, grid: Grid, index: Optional[np.ndarray] = None,
-                batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = True) -> np.ndarray:
-    """Values (world units, float32) at the grid vertices ``index`` (flat indices; default: all)."""
-    if index is not None:
-        index = torch.as_tensor(np.asarray(index, dtype=np.int64), device=field.device)
-    return to_world(field, grid_unit_values(field, grid, index, batch_size, quiet)).cpu().numpy()
