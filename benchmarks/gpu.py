@@ -374,8 +374,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             print(json.dumps(run(True, device, Path(folder), args.shape), indent=2))
         return
-    results = run(args.smoke, device, args.out or RESULTS, args.shape)
-    print((Path(args.out or RESULTS) / "gpu.md").read_text())
+    out = args.out or RESULTS
+    run(args.smoke, device, out, args.shape)
+    print((out / "gpu.md").read_text())
 
 
 if __name__ == "__main__":
