@@ -21,6 +21,7 @@ written as a table to benchmarks/results/accuracy_levers.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import sys
@@ -31,7 +32,9 @@ from pathlib import Path
 import torch
 
 from lipsdf.losses import LOSSES, Loss, distance_fit_loss
+from lipsdf import training as training_module
 from lipsdf.pipeline import fit
+from lipsdf.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -43,6 +46,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 OLD_2D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 1e-3, "epochs": 40}}
 OLD_3D = {"model": {"width": 128}, "training": {"loss": "hkr", "lr": 5e-4, "epochs": 50}}
+# The defaults before the surface shift of signed fields and bfloat16 steps ("shift": False turns the shift off)
+PREVIOUS_2D = {"training": {"matmul_precision": "float32", "epochs": 120}, "shift": False}
+PREVIOUS_QUICK_3D = {"quick": True, "training": {"matmul_precision": "float32", "epochs": 80}, "shift": False}
+PREVIOUS_3D = {"training": {"matmul_precision": "float32", "epochs": 260}, "shift": False}
 
 
 def _with(base: dict, **changes) -> dict:
@@ -145,6 +152,26 @@ CONTENDERS = {
         "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 100.0}}),
     "bunny --quick: Softplus(30) (40 epochs)": (BUNNY, "activation", {
         "quick": True, "training": {"epochs": 40}, "model": {"activation": "softplus", "beta": 30.0}}),
+    "fra: previous default (float32, no surface shift, 120 epochs)": (FRANCE, "baseline", PREVIOUS_2D),
+    "fra: + surface shift": (FRANCE, "shift", _with(PREVIOUS_2D, shift=True)),
+    "fra: + shift, bf16 for 3/4 of the steps (same 120 epochs)": (FRANCE, "precision", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16"})),
+    "fra: + shift, bf16 throughout, 185 epochs": (FRANCE, "precision", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 185, "bf16_share": 1.0})),
+    "fra: + shift, bf16 for half the steps, 135 epochs": (FRANCE, "precision", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 135, "bf16_share": 0.5})),
+    "fra: + shift, bf16 for 9/10 of the steps, 182 epochs": (FRANCE, "precision", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 182, "bf16_share": 0.9})),
+    "fra: new default: shift, bf16 for 3/4 of the steps, 160 epochs": (FRANCE, "default", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 160})),
+    "bunny --quick: previous default (float32, no surface shift, 80 epochs)": (BUNNY, "baseline", PREVIOUS_QUICK_3D),
+    "bunny --quick: + surface shift": (BUNNY, "shift", _with(PREVIOUS_QUICK_3D, shift=True)),
+    "bunny --quick: new default: shift, bf16 for 3/4 of the steps, 120 epochs": (BUNNY, "default", _with(
+        PREVIOUS_QUICK_3D, shift=True, training={"matmul_precision": "bf16", "epochs": 120})),
+    "bunny: previous default (float32, no surface shift, 260 epochs)": (BUNNY, "baseline", PREVIOUS_3D),
+    "bunny: + surface shift": (BUNNY, "shift", _with(PREVIOUS_3D, shift=True)),
+    "bunny: new default: shift, bf16 for 3/4 of the steps, 400 epochs": (BUNNY, "default", _with(
+        PREVIOUS_3D, shift=True, training={"matmul_precision": "bf16", "epochs": 400})),
 }
 
 
@@ -163,7 +190,11 @@ def run(name: str) -> dict:
     shape, lever, options = CONTENDERS[name]
     options = dict(options)
     mode = options.pop("mode", None)
-    with tempfile.TemporaryDirectory() as folder:
+    training = dict(options.get("training", {}))
+    share = training.pop("bf16_share", training_module.BF16_SHARE)
+    options["training"] = training
+    with tempfile.TemporaryDirectory() as folder, _signed_shift(options.pop("shift", True)), \
+            _patched(training_module, "BF16_SHARE", share):
         result = fit(shape, folder, mode=mode, **options)
         records = [json.loads(line) for line in result.files["log"].read_text().splitlines()]
     metrics = result.to_dict()
@@ -177,6 +208,28 @@ def run(name: str) -> dict:
             "gradient_norm_median": metrics["gradient_norm"]["median"],
             "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d"),
             "curve": [[r["seconds"], r["mae_rel"], r.get("sign_accuracy")] for r in records]}
+
+
+@contextlib.contextmanager
+def _patched(owner, name: str, value):
+    before = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, before)
+
+
+def _signed_shift(on: bool):
+    """Leave signed fields unshifted (as before :meth:`Trainer._offset` shifted them) when ``on`` is false."""
+    if on:
+        return contextlib.nullcontext()
+    shifted = Trainer._offset
+
+    def offset(self, model, margin):
+        return 0.0 if self.kind == "signed" else shifted(self, model, margin)
+
+    return _patched(Trainer, "_offset", offset)
 
 
 def plot(out: dict) -> None:
@@ -209,9 +262,11 @@ def write(out: dict) -> None:
              "from the old default (first row of each shape) as its name says; SLL throughout, so every field is "
              "1-Lipschitz by construction. Lengths are % of the diagonal. Rows marked * shared the CPU with other "
              "work, so their training time is inflated (their quality is not affected). Rows marked † were measured "
-             "before unsigned fields were shifted to their surface level (`Trainer._surface_level`), which every "
+             "before unsigned fields were shifted to their surface level (`Trainer._offset`), which every "
              "unsigned fit on distances now gets; rows marked ‡ with that shift not yet capped at a quarter of the "
-             "margin.", "",
+             "margin. \"Surface shift\": a signed field shifted by a constant so that its median on the shape's "
+             "surface samples is zero (`Trainer._offset`); \"bf16 for 3/4 of the steps\": bfloat16 products "
+             "(autocast) for the first 3/4 of the steps, float32 for the rest (`--precision bf16`).", "",
              "| shape | change | lever | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | MAE near | "
              "sign acc. near | grad norm median | largest pair ratio |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

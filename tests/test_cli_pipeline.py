@@ -200,6 +200,25 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
            f"quick: {quick}, {fit_defaults(2, quick=True).training['epochs']})" in text
 
 
+def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(monkeypatch):
+    """Emulated bfloat16 is slower than float32: the defaults use it, and the epochs it buys, only where it
+    is native; the paper recipe stays float32; a GPU keeps TF32."""
+    import lipsdf.pipeline
+    from lipsdf.pipeline import fit_defaults
+
+    for native in (True, False):
+        monkeypatch.setattr(lipsdf.pipeline, "bf16_is_fast", lambda device, native=native: native)
+        for dim in (2, 3):
+            for quick in (False, True):
+                training = fit_defaults(dim, quick).training
+                assert training.get("matmul_precision") == ("bf16" if native else None)
+                assert "matmul_precision" not in fit_defaults(dim, quick, recipe="paper").training
+                assert fit_defaults(dim, quick, device="cuda").training["matmul_precision"] == "tf32"
+        if native:
+            bf16_epochs = fit_defaults(3).training["epochs"]
+    assert bf16_epochs > fit_defaults(3).training["epochs"] == fit_defaults(3, recipe="paper").training["epochs"]
+
+
 def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):
     import lipsdf.pipeline
 

@@ -150,6 +150,49 @@ def test_unsigned_fit_puts_its_zero_level_on_the_shape():
     assert lipschitz_ratio(field, n_pairs=20_000) <= 1 + 1e-9
 
 
+def test_signed_fit_puts_its_zero_level_on_the_shape():
+    """The lipsdf recipe shifts a signed field so that it is zero, in the median, on the shape's surface;
+    the paper's recipe leaves the network as trained."""
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "signed", n=20_000, n_test=2_000, seed=0)
+    angles = np.random.default_rng(3).uniform(0, 2 * np.pi, 5_000)
+    on_circle = CENTER_2D + RADIUS_2D * np.column_stack([np.cos(angles), np.sin(angles)])
+    field = train(data, SMALL, TrainingConfig(**FAST))
+    assert field.offset != 0 and abs(np.median(field(on_circle))) < 2e-4 * diagonal
+    assert abs(np.median(sdf(on_circle))) < 1e-12  # the truth it stands for
+    paper = train(data, SMALL, TrainingConfig(**dict(FAST, recipe="paper", loss="hkr", epochs=2)))
+    assert paper.offset == 0
+
+
+def test_bf16_precision_trains_in_bfloat16_then_polishes_in_float32():
+    """Under ``bf16`` the network's products run in bfloat16 for the first 3/4 of the steps and in float32
+    after; the field is as accurate as the float32 one and as 1-Lipschitz."""
+    from lipsdf.evaluate import lipschitz_ratio
+    from lipsdf.nn.layers import UnitNormLinear
+
+    make_shape, sdf, diagonal = CASES["circle"]
+    data = sample(make_shape(), "signed", n=20_000, n_test=2_000, seed=0)
+    seen = []  # the dtype of the features the output layer gets, at each training step
+    original = UnitNormLinear.forward
+
+    def recording(self, x):
+        if torch.is_grad_enabled():  # training steps, not the epoch-end evaluations
+            seen.append(x.dtype)
+        return original(self, x)
+
+    config = TrainingConfig(**FAST, matmul_precision="bf16")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(UnitNormLinear, "forward", recording)
+        field = train(data, SMALL, config)
+    steps = FAST["epochs"] * 20
+    assert seen == [torch.bfloat16] * (steps * 3 // 4) + [torch.float32] * (steps // 4)
+    x = np.random.default_rng(1).uniform(*data.normalization.world_bounds(), size=(20_000, 2))
+    reference = train(data, SMALL, TrainingConfig(**FAST))
+    assert np.abs(field(x) - sdf(x)).mean() < 1.5 * np.abs(reference(x) - sdf(x)).mean() + 1e-3 * diagonal
+    assert np.abs(field(x) - sdf(x)).mean() < 0.01 * diagonal
+    assert lipschitz_ratio(field, n_pairs=20_000) <= 1 + 1e-9
+
+
 def test_mlp_with_eikonal_term_fits_known_distances():
     make_shape, sdf, diagonal = CASES["circle"]
     data = sample(make_shape(), "dist", n=20_000, n_test=2_000, seed=0)

@@ -44,7 +44,8 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
                  "--margin": ("margin", {"type": float}), "--final-margin": ("final_margin", {"type": float}),
                  "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
                  "--loss": ("loss", {"choices": ("hkr", "fit", "fit-hinge", "sal", "sald")}), "--eikonal": ("eikonal", {}),
-                 "--compile": ("compile", {})},
+                 "--compile": ("compile", {}),
+                 "--precision": ("matmul_precision", {"choices": ("float32", "tf32", "bf16")})},
     "evaluation": {"--n-uniform": ("n_uniform", {}), "--n-near": ("n_near", {}), "--pairs": ("n_pairs", {}),
                    "--n-surface": ("n_surface", {})},
 }

@@ -8,7 +8,9 @@ loading one never runs arbitrary code.
 In world coordinates the field is ``f(x) = scale * g((x - center) / scale)``
 where ``g`` is the network; a uniform scale keeps the Lipschitz constant, so a
 1-Lipschitz network gives a 1-Lipschitz world field, and gradients are the
-same in both coordinates. An unsigned field is ``|g + offset|``: the hKR loss
+same in both coordinates. A signed field is ``g + offset``, where the offset
+(``lipsdf`` recipe) puts the network's median on the shape's surface samples
+at zero. An unsigned field is ``|g + offset|``: the hKR loss
 on surface/other labels leaves the surface at about ``-margin``, and the
 offset (the final margin) moves it back to zero; a field fitted to unsigned
 distances rounds its crease on the shape off a little above zero, and the

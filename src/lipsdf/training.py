@@ -19,9 +19,10 @@ Two recipes. ``paper``: the public code's defaults (Adam, lr 5e-4, margin
 margin). ``lipsdf`` (default): a ten times larger learning rate (5e-3) that
 decays on a cosine, and, for signed fields, a margin that shrinks
 geometrically to ``final_margin`` while lambda ramps up, so that the zero set
-ends close to the surface; unsigned fields keep a margin of 0.02 and are
-shifted so that their zero level sits on the shape's own surface samples
-(:meth:`TrainingConfig.margins`, :meth:`Trainer._surface_level`).
+ends close to the surface; unsigned fields keep a margin of 0.02. Under
+``lipsdf`` every field is shifted by a constant so that its zero level sits
+on the shape's own surface samples (:meth:`TrainingConfig.margins`,
+:meth:`Trainer._offset`).
 ``benchmarks/accuracy_levers.py`` measures each change.
 
 All training tensors live on the device; a batch is a slice of a shuffled
@@ -41,7 +42,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -56,7 +57,8 @@ from lipsdf.nn.models import ARCHITECTURES, LIPSCHITZ_ARCHITECTURES, build_model
 from lipsdf.progress import progress_bar
 
 RECIPES = ("lipsdf", "paper")
-MATMUL_PRECISIONS = ("float32", "tf32")
+MATMUL_PRECISIONS = ("float32", "tf32", "bf16")
+BF16_SHARE = 0.75  # of the steps, with bfloat16 products under ``bf16``; the rest polish in float32
 DEFAULT_LR, PAPER_LR = 5e-3, 5e-4
 DEFAULT_MARGIN, UNSIGNED_MARGIN = 0.01, 0.02  # unit-box units; see TrainingConfig.margins
 SURFACE_LEVEL_POINTS = 4096  # surface samples that set an unsigned field's zero level
@@ -72,6 +74,13 @@ class TrainingDiverged(LipsdfError):
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to train. Lengths (margins) are in unit-box units, like the dataset's arrays.
+
+    Under ``matmul_precision="bf16"`` the network's products run in bfloat16 (autocast) for the first
+    :data:`BF16_SHARE` (3/4) of the steps, then in float32, which polishes what bfloat16's 8-bit mantissa
+    cannot resolve: about 1.5x faster per epoch on a CPU with native bfloat16 (AVX512-BF16 or AMX; see
+    :func:`bf16_is_fast`), where ``lipsdf fit`` uses it. bfloat16 throughout is faster still but less
+    accurate at the end. The layers' normalised weights are computed in float32 in every step, and the
+    trained weights define a 1-Lipschitz network whatever rounding found them.
 
     Attributes
     ----------
@@ -99,9 +108,9 @@ class TrainingConfig:
         gradient (``sald``, ``fit`` with an eikonal term).
     cuda_graph : on CUDA, capture the training step once as a CUDA graph and replay it: one launch per
         step instead of hundreds (first-order losses; ignored on CPU and with ``compile``).
-    matmul_precision : ``float32``, or ``tf32`` for TF32 matrix products in training on CUDA (faster on
-        recent GPUs). The bound does not depend on it: the trained weights define a 1-Lipschitz network
-        whatever rounding found them, and queries always evaluate it in full float32.
+    matmul_precision : training's matrix products: float32; tf32 (CUDA); or bf16, bfloat16 for the first
+        3/4 of the steps and float32 to polish (faster where the CPU has native bfloat16). The bound holds
+        whatever rounding found the weights: queries evaluate the network in float32.
     """
 
     epochs: int = 100
@@ -135,7 +144,8 @@ class TrainingConfig:
         if self.fit_norm not in FIT_NORMS:
             raise LipsdfError(f"unknown fit norm {self.fit_norm!r}; choose l1 or mse")
         if self.matmul_precision not in MATMUL_PRECISIONS:
-            raise LipsdfError(f"unknown matmul precision {self.matmul_precision!r}; choose float32 or tf32")
+            raise LipsdfError(f"unknown matmul precision {self.matmul_precision!r}; choose float32, tf32 or bf16",
+                              option="matmul_precision")
         if self.eikonal < 0 or self.sald_weight < 0 or self.checkpoint_every < 0:
             raise LipsdfError("eikonal weight, SALD weight and checkpoint interval must be >= 0")
 
@@ -335,6 +345,7 @@ class _Run:
     checkpointed: int = 0  # the epoch of the last checkpoint written
     good_state: Optional[dict[str, torch.Tensor]] = None
     graph: Any = None  # the captured step (CUDA graphs), once captured
+    graph_bf16: bool = False  # whether the captured step runs its products in bfloat16
     side_stream: Any = None  # the CUDA stream of the warm-up steps
     warm_steps: int = 0
 
@@ -520,15 +531,24 @@ class Trainer:
             batch.surface_points, batch.surface_normals = data.surface_points[pick], data.surface_normals[pick]
         run.lr.copy_(config.learning_rate * run.schedule.lr_factor(run.step_count))
         run.optimiser.zero_grad(set_to_none=True)
-        loss = self.loss.objective(run.forward, batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._bf16(run)):
+            loss = self.loss.objective(run.forward, batch)
         loss.backward()
         run.optimiser.step()
         run.loss_sum.add_(loss.detach())
         run.step_count.add_(1)
 
+    def _bf16(self, run: _Run) -> bool:
+        """Whether this step's products run in bfloat16: the first :data:`BF16_SHARE` of the steps under
+        ``bf16`` precision."""
+        return self.config.matmul_precision == "bf16" and run.step < BF16_SHARE * run.schedule.total_steps
+
     def _graph_step(self, run: _Run) -> None:
         """The step on CUDA: a few eager warm-up steps on a side stream, then the step captured once as a
-        CUDA graph and replayed (one launch per step instead of hundreds)."""
+        CUDA graph and replayed (one launch per step instead of hundreds); captured again when ``bf16``
+        precision switches to float32."""
+        if run.graph is not None and run.graph_bf16 != self._bf16(run):
+            run.graph, run.warm_steps = None, 0
         if run.graph is None:
             if run.warm_steps < _GRAPH_WARMUP:
                 if run.warm_steps == 0:
@@ -540,6 +560,7 @@ class Trainer:
                 return
             torch.cuda.current_stream(self.device).wait_stream(run.side_stream)
             graph = torch.cuda.CUDAGraph()
+            run.graph_bf16 = self._bf16(run)
             with torch.cuda.graph(graph):
                 self._step(run)
             run.graph = graph
@@ -594,29 +615,34 @@ class Trainer:
                            offset=self._offset(model, margin), metadata=self.dataset.metadata, device=self.device)
 
     def _offset(self, model: torch.nn.Module, margin: float) -> float:
-        """What puts an unsigned field's zero level on the shape: the margin for hKR, minus the surface
-        level for losses on distances; 0 for signed fields."""
-        if self.kind != "unsigned":
-            return 0.0
-        return margin if self.loss_name == "hkr" else -self._surface_level(model, margin)
+        """What puts the field's zero level on the shape (unit-box units, added to the network).
 
-    def _surface_level(self, model: torch.nn.Module, margin: float) -> float:
-        """The median of the network on the shape's own surface samples, at most a quarter of the
-        margin (unit-box units).
+        Signed fields, ``lipsdf`` recipe: minus the network's median on the shape's surface samples (0 with
+        the ``paper`` recipe). The zero set should be where the shape is; a constant shift that puts half
+        the surface samples on each side removes the field's bias there, which no training step targets
+        directly (the loss weighs every point alike).
 
-        A 1-Lipschitz network cannot make the sharp crease of an unsigned distance on its zero set (a
-        cone around a curve, a V across a sheet): it rounds the bottom off, a little above zero. The
-        field ``|g - level|`` puts that bottom back at zero, so the thin level sets drawn just above it
-        are tubes around the whole shape rather than broken pieces of one; a constant shift keeps the
-        field 1-Lipschitz. The cap keeps the field at least 3/4 of the margin (0.015 by default, about
-        one cell of the default 128^3 contour grid) above zero between nearby parts of the shape, where
-        the hinge holds it up: a larger shift, from an under-trained field, would draw webs there again.
-        Measured in ``benchmarks/accuracy_levers.py``.
+        Unsigned fields: the margin for hKR; for losses on distances, minus that median capped at a
+        quarter of the margin. A 1-Lipschitz network cannot make the sharp crease of an unsigned distance
+        on its zero set (a cone around a curve, a V across a sheet): it rounds the bottom off, a little
+        above zero. The field ``|g - level|`` puts that bottom back at zero, so the thin level sets drawn
+        just above it are tubes around the whole shape rather than broken pieces of one. The cap keeps the
+        field at least 3/4 of the margin (0.015 by default, about one cell of the default 128^3 contour
+        grid) above zero between nearby parts of the shape, where the hinge holds it up: a larger shift,
+        from an under-trained field, would draw webs there again.
+
+        A constant shift keeps the field 1-Lipschitz. Both are measured in ``benchmarks/accuracy_levers.py``.
         """
+        if self.kind != "unsigned":
+            return 0.0 if self.config.recipe == "paper" else -self._surface_median(model)
+        return margin if self.loss_name == "hkr" else -min(self._surface_median(model), margin / 4)
+
+    def _surface_median(self, model: torch.nn.Module) -> float:
+        """The median of the network on (the first 4096 of) the shape's own surface samples."""
         surface = self.dataset.arrays["surface_points"][:SURFACE_LEVEL_POINTS]
         with torch.no_grad():
             values = model(torch.as_tensor(surface, dtype=torch.float32, device=self.device))
-        return min(float(values.median()), margin / 4)
+        return float(values.median())
 
     def _test_metrics(self, model: torch.nn.Module, margin: float) -> dict[str, float]:
         """Errors of the field the model stands for now, on a fixed random subset of the test points (all
@@ -707,6 +733,26 @@ def using_matmul_precision(precision: str) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def bf16_is_fast(device: Union[str, torch.device, None] = "cpu") -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively, so that ``matmul_precision="bf16"`` pays:
+    a CPU with AVX512-BF16 or AMX (elsewhere bfloat16 is emulated, and slower than float32), or a CUDA GPU
+    that supports bfloat16.
+
+    Examples
+    --------
+    >>> isinstance(bf16_is_fast("cpu"), bool)
+    True
+    """
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up with care
+    try:
+        return any(bool(getattr(torch.cpu, check)()) for check in checks if hasattr(torch.cpu, check))
+    except Exception:  # noqa: BLE001 - an unknown CPU or torch build: assume float32 is the fast path
+        return False
 
 
 def _finite(model: torch.nn.Module) -> bool:

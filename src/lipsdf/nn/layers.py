@@ -58,6 +58,13 @@ def activation_function(name: str, beta: float = DEFAULT_BETA):
     return ACTIVATIONS[name](beta)
 
 
+def full_precision(device: torch.device):
+    """A block where autocast is off: the effective weights (normalisations, Björck iterations) are computed
+    in float32 even in a mixed-precision training step, so the network trained is the one evaluated, up to
+    the rounding of its matrix products."""
+    return torch.autocast(device.type, enabled=False)
+
+
 class _Freezable(nn.Module):
     """A layer whose effective weights can be computed once for inference."""
 
@@ -77,7 +84,10 @@ class _Freezable(nn.Module):
 
     def weights(self) -> tuple[torch.Tensor, ...]:
         frozen: Optional[tuple[torch.Tensor, ...]] = getattr(self, "_frozen", None)
-        return frozen if frozen is not None else self.effective()
+        if frozen is not None:
+            return frozen
+        with full_precision(next(self.parameters()).device):
+            return self.effective()
 
     def _apply(self, fn, *args, **kwargs):  # keep frozen weights on the module's device and dtype
         module = super()._apply(fn, *args, **kwargs)

@@ -14,7 +14,7 @@ from torch import nn
 
 from lipsdf.errors import LipsdfError
 from lipsdf.nn.layers import (DEFAULT_BETA, GroupSort, OrthogonalLinear, SLLBlock, UnitNormLinear, _Freezable,
-                              activation_function, sll_weights)
+                              activation_function, full_precision, sll_weights)
 
 ARCHITECTURES = ("sll", "ortho", "mlp", "siren")
 LIPSCHITZ_ARCHITECTURES = ("sll", "ortho")
@@ -69,8 +69,9 @@ class LipschitzMLP(nn.Module):
         if blocks[0].frozen:
             weights = [block.weights() for block in blocks]
         else:  # training: every layer's effective weights in one batched computation
-            w, back = sll_weights(torch.stack([block.weight for block in blocks]),
-                                  torch.stack([block.log_q for block in blocks]))
+            with full_precision(x.device):
+                w, back = sll_weights(torch.stack([block.weight for block in blocks]),
+                                      torch.stack([block.log_q for block in blocks]))
             weights = list(zip(w.unbind(0), back.unbind(0)))
         for block, (w, back) in zip(blocks, weights):
             x = block.apply_weights(x, w, back)
