@@ -78,8 +78,8 @@ class TrainingConfig:
     Under ``matmul_precision="bf16"`` the network's products run in bfloat16 (autocast) for the first
     :data:`BF16_SHARE` (3/4) of the steps, then in float32, which polishes what bfloat16's 8-bit mantissa
     cannot resolve: about 1.5x faster per epoch on a CPU with native bfloat16 (AVX512-BF16 or AMX; see
-    :func:`bf16_is_fast`), where ``lipsdf fit`` uses it. bfloat16 throughout is faster still but less
-    accurate at the end. The layers' normalised weights are computed in float32 in every step, and the
+    :func:`bf16_is_fast`), where ``lipsdf fit`` uses it. bfloat16 throughout is faster still but places
+    the zero set less precisely. The layers' normalised weights are computed in float32 in every step, and the
     trained weights define a 1-Lipschitz network whatever rounding found them.
 
     Attributes
