@@ -158,6 +158,8 @@ CONTENDERS = {
         PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16"})),
     "fra: + shift, bf16 throughout, 185 epochs": (FRANCE, "precision", _with(
         PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 185, "bf16_share": 1.0})),
+    "fra: + shift, bf16 throughout, 230 epochs": (FRANCE, "precision", _with(
+        PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 230, "bf16_share": 1.0})),
     "fra: + shift, bf16 for half the steps, 135 epochs": (FRANCE, "precision", _with(
         PREVIOUS_2D, shift=True, training={"matmul_precision": "bf16", "epochs": 135, "bf16_share": 0.5})),
     "fra: + shift, bf16 for 9/10 of the steps, 182 epochs": (FRANCE, "precision", _with(

@@ -6,7 +6,8 @@ Run by hand (not part of the tests); needs ../shared/data:
 
 Each case is one `lipsdf fit` call with default settings (only the mode or ``--quick`` where the case says
 so), on this machine's CPU. Every result is kept in benchmarks/results/defaults.json (a later run of some
-cases replaces only those), and the table is written to benchmarks/results/defaults.md.
+cases replaces only those), and the table is written to benchmarks/results/defaults.md; the bunny's and
+France's pictures go to docs/images.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -39,10 +41,16 @@ CASES = {
 }
 
 
+# cases whose picture the docs show: case -> file in docs/images
+PICTURES = {"bunny": "fit_bunny.png", "france": "fit_france.png"}
+
+
 def run_case(name: str) -> dict:
     path, options = CASES[name]
     with tempfile.TemporaryDirectory() as folder:
         result = fit(path, folder, **options)
+        if name in PICTURES:
+            shutil.copyfile(result.files["picture"], ROOT / "docs" / "images" / PICTURES[name])
     metrics = result.to_dict()
     surface = metrics["surface"] or {}
     near = metrics["distance"].get("near", {})
