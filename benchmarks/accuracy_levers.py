@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -196,7 +197,7 @@ def run(name: str) -> dict:
     share = training.pop("bf16_share", training_module.BF16_SHARE)
     options["training"] = training
     with tempfile.TemporaryDirectory() as folder, _signed_shift(options.pop("shift", True)), \
-            _patched(training_module, "BF16_SHARE", share):
+            mock.patch.object(training_module, "BF16_SHARE", share):
         result = fit(shape, folder, mode=mode, **options)
         records = [json.loads(line) for line in result.files["log"].read_text().splitlines()]
     metrics = result.to_dict()
@@ -212,16 +213,6 @@ def run(name: str) -> dict:
             "curve": [[r["seconds"], r["mae_rel"], r.get("sign_accuracy")] for r in records]}
 
 
-@contextlib.contextmanager
-def _patched(owner, name: str, value):
-    before = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, before)
-
-
 def _signed_shift(on: bool):
     """Leave signed fields unshifted (as before :meth:`Trainer._offset` shifted them) when ``on`` is false."""
     if on:
@@ -231,7 +222,7 @@ def _signed_shift(on: bool):
     def offset(self, model, margin):
         return 0.0 if self.kind == "signed" else shifted(self, model, margin)
 
-    return _patched(Trainer, "_offset", offset)
+    return mock.patch.object(Trainer, "_offset", offset)
 
 
 def plot(out: dict) -> None:
