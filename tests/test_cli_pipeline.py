@@ -1,5 +1,6 @@
 """`lipsdf fit` and `lipsdf eval`, and bad input across every command."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -195,9 +196,15 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"training points (default: {SamplingConfig().n})" in text
     assert f"passes over the training points (default: {TrainingConfig().epochs})" in text
-    quick = fit_defaults(3, quick=True).training["epochs"]
-    assert f"(default: {fit_defaults(3).training['epochs']} in 3D, {fit_defaults(2).training['epochs']} in 2D; " \
-           f"quick: {quick}, {fit_defaults(2, quick=True).training['epochs']})" in text
+
+    def epochs(signed):
+        full_3d, full_2d, quick_3d, quick_2d = [fit_defaults(dim, quick, signed=signed).training["epochs"]
+                                                for quick in (False, True) for dim in (3, 2)]
+        return f"{full_3d} in 3D, {full_2d} in 2D; quick: {quick_3d}, {quick_2d}"
+
+    assert f"(default: {epochs(True)}; unsigned fields and point clouds: {epochs(False)})" in text
+    assert "(default: 0.25; unsigned fields and point clouds: 0.5)" in text
+    assert "(default: 0.003 0.01 0.05; unsigned fields and point clouds: 0.01 0.05)" in text
 
 
 def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(monkeypatch):
@@ -215,8 +222,38 @@ def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(mon
                 assert "matmul_precision" not in fit_defaults(dim, quick, recipe="paper").training
                 assert fit_defaults(dim, quick, device="cuda").training["matmul_precision"] == "tf32"
         if native:
-            bf16_epochs = fit_defaults(3).training["epochs"]
-    assert bf16_epochs > fit_defaults(3).training["epochs"] == fit_defaults(3, recipe="paper").training["epochs"]
+            bf16_epochs = {signed: fit_defaults(3, signed=signed).training["epochs"] for signed in (True, False)}
+    for signed in (True, False):
+        assert bf16_epochs[signed] > fit_defaults(3, signed=signed).training["epochs"]
+    assert fit_defaults(3, signed=False).training["epochs"] == fit_defaults(3, recipe="paper").training["epochs"]
+
+
+def test_signed_fits_draw_most_points_near_the_surface():
+    """Signed fits of meshes and outlines put 3/4 of their points near the surface, a third of those within
+    about 0.003 of it (unit box); unsigned fits, point clouds and the paper recipe keep half of them uniform."""
+    from lipsdf.geometry.primitives import circle, sphere
+    from lipsdf.geometry.shapes import PointCloud
+    from lipsdf.pipeline import plan_fit
+    from lipsdf.sampling import sample
+
+    radius, center = 5.0, np.array([40.0, -10.0])
+    shape = circle(radius, n=256, center=tuple(center))
+
+    def share_near(plan):
+        data = sample(plan.shape, plan.mode, dataclasses.replace(plan.sampling, n=20_000, n_test=100))
+        world = data.world("points")
+        distance = np.abs(np.linalg.norm(world - center, axis=1) - radius) / data.normalization.scale
+        return (distance < 0.01).mean()
+
+    signed = plan_fit(shape, mode="signed")
+    assert signed.sampling.uniform_fraction == 0.25 and signed.sampling.near_sigmas == (0.003, 0.01, 0.05)
+    # Gaussian offsets: all of the 0.003 group, 68% of the 0.01 group and 16% of the 0.05 group lie within 0.01
+    assert share_near(signed) > 0.42
+    paper = plan_fit(shape, mode="signed", training={"recipe": "paper"})
+    assert paper.sampling.uniform_fraction == 0.5 and share_near(paper) < 0.3
+    # unsigned data put a share of their points on the shape for its labels, so only their settings are compared
+    assert plan_fit(shape, mode="unsigned").sampling.near_sigmas == (0.01, 0.05)
+    assert plan_fit(PointCloud(sphere().vertices)).sampling.uniform_fraction == 0.5
 
 
 def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):

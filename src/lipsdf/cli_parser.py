@@ -67,14 +67,26 @@ def _field_help(cls: type) -> dict[str, str]:
             for name, text in found}
 
 
-def _fit_default(group: str, name: str, value: Any) -> str:
-    """The default of a fit option in words, from :func:`~lipsdf.pipeline.fit_defaults`."""
+def _fit_default(group: str, name: str, value: Any) -> Optional[str]:
+    """The default of a fit option in words, from :func:`~lipsdf.pipeline.fit_defaults`: by dimension and
+    quick where they differ, and for unsigned fields and point clouds where theirs differ from the signed
+    fits of meshes and outlines."""
     from lipsdf.pipeline import fit_defaults
 
-    values = [getattr(fit_defaults(dim, quick), group).get(name, value) for quick in (False, True) for dim in (3, 2)]
-    if len(set(map(str, values))) == 1:
-        return None if values[0] is None else str(values[0])
-    return f"{values[0]} in 3D, {values[1]} in 2D; quick: {values[2]}, {values[3]}"
+    def shown(setting: Any) -> Optional[str]:
+        if setting is None:
+            return None
+        return " ".join(map(str, setting)) if isinstance(setting, tuple) else str(setting)
+
+    def said(signed: bool) -> Optional[str]:
+        values = [shown(getattr(fit_defaults(dim, quick, signed=signed), group).get(name, value))
+                  for quick in (False, True) for dim in (3, 2)]
+        if len(set(values)) == 1:
+            return values[0]
+        return f"{values[0]} in 3D, {values[1]} in 2D; quick: {values[2]}, {values[3]}"
+
+    signed, other = said(True), said(False)
+    return signed if signed == other else f"{signed}; unsigned fields and point clouds: {other}"
 
 
 def _add_config_options(p, group: str, fit: bool = False, absent: bool = False) -> None:

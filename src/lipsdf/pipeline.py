@@ -58,40 +58,62 @@ class FitDefaults:
     model: dict[str, Any] = dataclass_field(default_factory=dict)  # for the default (sll) architecture
 
 
-# CPU epochs by (dimension, quick): float32 steps, and steps 3/4 in bfloat16 where the CPU has it natively
-_CPU_EPOCHS = {(3, False): (260, 400), (3, True): (80, 120), (2, False): (120, 160), (2, True): (40, 52)}
+# CPU epochs by (dimension, quick): float32 steps, and steps 3/4 in bfloat16 where the CPU has it natively.
+# Sized so that a fit keeps to its time on the slowest run of this 2-core CPU measured (2026-12-01, about
+# 1.9x slower than on 2026-11-28): 10 minutes in 3D, 3 in 2D, one minute with quick.
+_CPU_EPOCHS = {(3, False): (260, 400), (3, True): (67, 100), (2, False): (120, 160), (2, True): (40, 52)}
+# Signed fields on exact distances (meshes, outlines): full 3D fits take batches of 2048 instead of 4096, about
+# 1.6x the steps in the same time (an epoch costs 1.2x), and 250 epochs (about 0.76x the time of 400 of
+# batch 4096); float32 epochs in the same proportion.
+_SIGNED_3D_EPOCHS, _SIGNED_3D_BATCH = (160, 250), 2048
+# ... in 2D, a narrower network (SLL 20 x 48: an epoch costs 0.7x, so 1.4x the steps in the same time) on
+# 100k points instead of 60k (135 epochs of them are as many steps as 225 of 60k);
+_SIGNED_2D_WIDTH, _SIGNED_2D_EPOCHS = 48, {False: (102, 135), True: (56, 73)}
+# ... and three quarters of their points near the surface, a third of those within about 0.003 of it (unit
+# box): the zero level is decided there, at the corners and creases a 1-Lipschitz network rounds off.
+SIGNED_SAMPLING = {"uniform_fraction": 0.25, "near_sigmas": (0.003, 0.01, 0.05)}
 _QUICK_EVALUATION = {"n_uniform": 5_000, "n_near": 5_000, "n_pairs": 20_000, "n_surface": 20_000}
 
 
-def fit_defaults(dim: int, quick: bool = False, device: Optional[str] = "cpu", recipe: str = "lipsdf") -> FitDefaults:
+def fit_defaults(dim: int, quick: bool = False, device: Optional[str] = "cpu", recipe: str = "lipsdf",
+                 signed: bool = True) -> FitDefaults:
     """The defaults of :func:`fit`: a good field within about 10 minutes for a 3D mesh on a 2-core CPU
     (2 minutes for a 2D outline), or a preview in about one minute with ``quick``.
 
-    The ``lipsdf`` recipe trains SLL 20 x 64 with the ``fit-hinge`` loss (where the shape has exact
-    distances) at lr 5e-3: measured in ``benchmarks/accuracy_levers.py``, it reaches a far more accurate
+    The ``lipsdf`` recipe trains SLL 20 x 64 (20 x 48 for signed outlines) with the ``fit-hinge`` loss
+    (where the shape has exact distances) at lr 5e-3: measured in ``benchmarks/accuracy_levers.py``, it reaches a far more accurate
     field in the same time than the paper's SLL 20 x 128 with hKR at lr 5e-4 (``recipe="paper"``, kept
     to reproduce the paper's setting). On CUDA, more points and larger batches keep the GPU busy. On a
     CPU with native bfloat16 (:func:`~lipsdf.training.bf16_is_fast`), training runs its first 3/4 of steps
     with bfloat16 products, which buys about 1.5x the epochs in the same time.
 
+    ``signed``: the fit trains a signed field on exact distances (a mesh or an outline, not a point cloud
+    and not an unsigned field). On a CPU, such fits draw three quarters of their points near the surface
+    (:data:`SIGNED_SAMPLING`), full 3D ones train on batches of 2048, and 2D ones a narrower SLL 20 x 48
+    for more epochs: at the same training time each places the zero level more precisely
+    (``benchmarks/budget_levers.py``). Unsigned fields and point clouds keep the settings they were
+    measured with (and GPU fits theirs).
+
     Examples
     --------
-    >>> fit_defaults(3).training["epochs"] in (260, 400), fit_defaults(3, quick=True).resolution
+    >>> fit_defaults(3).training["epochs"] in (160, 250), fit_defaults(3, quick=True).resolution
     (True, 96)
+    >>> fit_defaults(3).sampling["uniform_fraction"], "uniform_fraction" in fit_defaults(3, signed=False).sampling
+    (0.25, False)
     >>> fit_defaults(3, recipe="paper").model
     {'layers': 20, 'width': 128}
     """
-    if recipe == "paper":  # the paper's network and loss, in float32, for the float32 defaults' epochs
-        base = _lipsdf_defaults(dim, quick, device, bf16=False)
+    if recipe == "paper":  # the paper's network, loss and sampling, in float32, for the float32 defaults' epochs
+        base = _lipsdf_defaults(dim, quick, device, bf16=False, signed=False)
         return dataclasses.replace(base, training={**base.training, "loss": "hkr", "recipe": "paper", "lr": None,
                                                    "batch_size": 4096},
                                    model={"layers": 20, "width": 128})
     # bfloat16 steps are cheaper where the CPU has them natively, so the same time buys more epochs
     # (benchmarks/accuracy_levers.py); elsewhere bfloat16 is emulated and slower, and training stays float32.
-    return _lipsdf_defaults(dim, quick, device, bf16=bf16_is_fast("cpu"))
+    return _lipsdf_defaults(dim, quick, device, bf16=bf16_is_fast("cpu"), signed=signed)
 
 
-def _lipsdf_defaults(dim: int, quick: bool, device: Optional[str], bf16: bool) -> FitDefaults:
+def _lipsdf_defaults(dim: int, quick: bool, device: Optional[str], bf16: bool, signed: bool) -> FitDefaults:
     model = {"layers": 20, "width": 64}
     if device is not None and str(device).startswith("cuda"):
         # Large batches keep the GPU busy (a step costs little more at 32768 points than at 8192), with the
@@ -105,15 +127,23 @@ def _lipsdf_defaults(dim: int, quick: bool, device: Optional[str], bf16: bool) -
         return FitDefaults({"n": 200_000, "n_test": 20_000},
                            {"epochs": 150, "batch_size": 16384, "lr": 7e-3, **gpu}, 512, 0, {}, model)
     training = {"epochs": _CPU_EPOCHS[dim, quick][bf16], **({"matmul_precision": "bf16"} if bf16 else {})}
+    near = SIGNED_SAMPLING if signed else {}
+    if signed and dim == 2:
+        model["width"] = _SIGNED_2D_WIDTH
+        training["epochs"] = _SIGNED_2D_EPOCHS[quick][bf16]
     if dim == 3:
         if quick:
-            return FitDefaults({"n": 40_000, "n_test": 5_000}, {**training, "batch_size": 2048}, 96, 256,
+            return FitDefaults({"n": 40_000, "n_test": 5_000, **near}, {**training, "batch_size": 2048}, 96, 256,
                                _QUICK_EVALUATION, model)
-        return FitDefaults({"n": 200_000, "n_test": 20_000}, training, 192, 512, {}, model)
+        if signed:
+            training.update(epochs=_SIGNED_3D_EPOCHS[bf16], batch_size=_SIGNED_3D_BATCH)
+        return FitDefaults({"n": 200_000, "n_test": 20_000, **near}, training, 192, 512, {}, model)
     if quick:
-        return FitDefaults({"n": 20_000, "n_test": 5_000}, {**training, "batch_size": 1024}, 256, 0,
+        return FitDefaults({"n": 20_000, "n_test": 5_000, **near}, {**training, "batch_size": 1024}, 256, 0,
                            _QUICK_EVALUATION, model)
-    return FitDefaults({"n": 60_000, "n_test": 20_000}, {**training, "batch_size": 2048}, 512, 0, {}, model)
+    # signed outlines: 100k points, as the levers were measured (sampling an outline takes a fraction of a second)
+    n = 100_000 if signed else 60_000
+    return FitDefaults({"n": n, "n_test": 20_000, **near}, {**training, "batch_size": 2048}, 512, 0, {}, model)
 
 
 @dataclass
@@ -167,15 +197,16 @@ def plan_fit(shape: Union[PathLike, Shape], *, quick: bool = False, mode: Option
     Examples
     --------
     >>> plan = plan_fit("builtin:torus", quick=True)
-    >>> plan.mode, plan.training.epochs in (80, 120), plan.model["arch"], plan.resolution
+    >>> plan.mode, plan.training.epochs in (67, 100), plan.model["arch"], plan.resolution
     ('signed', True, 'sll', 96)
     """
     is_file = isinstance(shape, (str, Path))
     loaded = load_shape(shape, kind=kind) if is_file else shape
     mode = mode or ("signed" if loaded.has_inside else "unsigned")
     check_mode(loaded, mode)
+    exact_signed = mode == "signed" and loaded.kind != "pointcloud"  # fit-hinge on exact signed distances
     defaults = fit_defaults(loaded.dim, quick, device or str(resolve_device(None)),
-                            (training or {}).get("recipe", "lipsdf"))
+                            (training or {}).get("recipe", "lipsdf"), signed=exact_signed)
     if mode in ("dist", "sal"):  # the paper's hKR trains labels; these modes keep their own losses
         defaults.training.pop("loss", None)
     resolution = resolution or defaults.resolution
