@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/defaults.py [NAME ...]
+    .venv/bin/python benchmarks/defaults.py [NAME ...]    # or --table: rewrite the table from defaults.json
 
 Each case is one `lipsdf fit` call with default settings (only the mode or ``--quick`` where the case says
 so), on this machine's CPU. Every result is kept in benchmarks/results/defaults.json (a later run of some
@@ -74,21 +74,25 @@ def write(rows: dict) -> None:
     (RESULTS / "defaults.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = ["# `lipsdf fit` with its defaults", "",
              f"{machine}. `python benchmarks/defaults.py`. Lengths are % of the shape's bounding-box diagonal; "
-             "near = within a few % of the diagonal of the surface. Unsigned rows have no sign.", "",
+             "near = within a few % of the diagonal of the surface. Unsigned rows have no sign. The machine's speed "
+             "varies between days (on 2026-12-01 it ran about 1.9x slower than on 2026-11-28).", "",
              "| shape | loss | epochs | total s | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | "
-             "sign acc. near | grad norm median | largest pair ratio |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "sign acc. near | grad norm median | largest pair ratio | date |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, r in rows.items():
         nc = "-" if r["normal_consistency"] is None else f"{r['normal_consistency']:.4f}"
         lines.append(f"| {name} | {r['loss']} | {r['epochs']} | {r['seconds']['total']:.0f} | "
                      f"{r['seconds']['train']:.0f} | {percent(r['chamfer_l1_rel'], 3)} | "
                      f"{percent(r['hausdorff_rel'], 2)} | {nc} | {percent(r['mae_uniform_rel'], 2)} | "
                      f"{percent(r['sign_accuracy_near'], 1)} | {r['gradient_norm_median']:.2f} | "
-                     f"{r['max_pair_ratio']:.4f} |")
+                     f"{r['max_pair_ratio']:.4f} | {r.get('date', '-')} |")
     (RESULTS / "defaults.md").write_text("\n".join(lines) + "\n")
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--table"]:  # rewrite the table from the stored rows
+        write(json.loads((RESULTS / "defaults.json").read_text())["rows"])
+        return
     names = sys.argv[1:] or list(CASES)
     unknown = set(names) - set(CASES)
     if unknown:

@@ -8,12 +8,14 @@ For each shape (bunny, spot, fandisk, suzanne, the outlines of France and
 Japan, the fandisk's feature lines (a 3D polyline) and the raw bunny scan (a
 point cloud)), the contenders train for the same wall-clock budget:
 
-* ``ours``: lipsdf's default, SLL 20 x 64 at lr 5e-3, ``fit-hinge`` on a
-  ``signed`` dataset with exact distances (hKR on the point cloud, which has
-  none), shifted to be zero on the surface samples, with bfloat16 steps for
-  the first 3/4 of training where the CPU has them natively (as ``lipsdf
-  fit``); ``unsigned`` on the feature lines; on suzanne, which is open, also
-  on an ``unsigned`` dataset (``ours_unsigned``);
+* ``ours``: ``lipsdf fit``'s own CPU defaults for the shape's dimension
+  (:func:`lipsdf.pipeline.fit_defaults`: its training points, batch size,
+  network (SLL 20 x 64), lr 5e-3, and bfloat16 steps for the first 3/4 of
+  training where the CPU has them natively), trained for the budget instead
+  of fit's epochs: ``fit-hinge`` on a ``signed`` dataset with exact
+  distances (hKR on the point cloud, which has none), shifted to be zero on
+  the surface samples; ``unsigned`` on the feature lines; on suzanne, which
+  is open, also on an ``unsigned`` dataset (``ours_unsigned``);
 * ``ours_paper``: the paper's setting, SLL 20 x 128, hKR, ``--recipe paper``
   (lr 5e-4, constant margin);
 * ``mlp``: softplus MLP 8 x 256 fitted to exact distances (``dist``) with an
@@ -23,10 +25,12 @@ point cloud)), the contenders train for the same wall-clock budget:
   distances near the surface, and surface normals), lr 5e-4.
 
 The baselines need exact distances, so they are not run on the point cloud
-(SALD is: it needs unsigned distances only, here to the points). Batch 4096,
-Adam. The number of epochs that fits the budget is measured first, by timing
-one epoch on a slice of the data, since the learning-rate and margin
-schedules need the length up front. Then every field goes through ``lipsdf eval`` against the
+(SALD is: it needs unsigned distances only, here to the points). The
+baselines and the paper recipe train on 100k points at batch 4096, Adam.
+The number of epochs that fits the budget is measured first, by timing
+epochs of the contender's own dataset (epochs 2 to 4 of six, and under
+``bf16`` precision in float32 too), since the learning-rate and margin
+schedules need the length up front; each row reports the seconds it trained. Then every field goes through ``lipsdf eval`` against the
 input shape with the default evaluation settings. Writes
 benchmarks/results/quality.json and quality.md.
 """
@@ -45,8 +49,9 @@ import torch
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
+from lipsdf.pipeline import fit_defaults
 from lipsdf.sampling import sample
-from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, bf16_is_fast, model_config
+from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -61,12 +66,12 @@ SHAPES = {
     "fandisk_features": "polylines3d/fandisk_features.obj",
     "bunny_scan": "pointclouds/bunny_scan_points.xyz",
 }
-# contender -> (dataset mode, model overrides, training overrides); ours trains as `lipsdf fit` does on this CPU
-OURS = {"matmul_precision": "bf16"} if bf16_is_fast("cpu") else {}
+# contender -> (dataset mode, model overrides, training overrides); FIT: lipsdf fit's defaults (see settings)
+FIT = None
 CONTENDERS = {
-    "ours": ("signed", {"arch": "sll", "width": 64}, OURS),
+    "ours": ("signed", FIT, FIT),
     "ours_paper": ("signed", {"arch": "sll", "width": 128}, {"loss": "hkr", "recipe": "paper"}),
-    "ours_unsigned": ("unsigned", {"arch": "sll", "width": 64}, OURS),
+    "ours_unsigned": ("unsigned", FIT, FIT),
     "mlp": ("dist", {"arch": "mlp"}, {"lr": 5e-4}),
     "siren": ("dist", {"arch": "siren"}, {"lr": 5e-4}),
     "sald": ("sal", {"arch": "mlp"}, {"lr": 5e-4}),
@@ -74,20 +79,34 @@ CONTENDERS = {
 # Open surfaces, where an unsigned field is the natural fit (the signed one relies on the winding number's
 # guess of an inside); both are measured there.
 OPEN = {"suzanne"}
-CALIBRATION_POINTS = 20_000
+TEST_POINTS = 20_000
+
+
+def settings(contender: str, shape, n: int) -> tuple[str, dict, dict, dict]:
+    """``(mode, sampling, model overrides, training overrides)`` of a contender on ``shape``: for ours,
+    ``lipsdf fit``'s CPU defaults for that shape and mode (all but their epochs, which the budget sets);
+    for the others ``n`` points and their own settings."""
+    mode, model, training = CONTENDERS[contender]
+    if mode == "signed" and not shape.has_inside:  # the feature lines: unsigned is the only field
+        mode = "unsigned"
+    if model is FIT:
+        defaults = fit_defaults(shape.dim, device="cpu", signed=mode == "signed" and shape.kind != "pointcloud")
+        training = {key: value for key, value in defaults.training.items() if key not in ("epochs", "checkpoint_every")}
+        return mode, {**defaults.sampling, "n_test": TEST_POINTS}, {"arch": "sll", **defaults.model}, training
+    return mode, {"n": n, "n_test": TEST_POINTS}, model, training
 
 
 def epoch_seconds(dataset: PointDataset, model: dict, training: dict) -> float:
-    """Seconds of one epoch of ``dataset``, from a timed epoch on a slice of it: the second of four, which
-    is steady (the first includes the set-up) and, under ``bf16`` precision, all in bfloat16 steps."""
-    subset = PointDataset(dataset.mode, {k: v[:CALIBRATION_POINTS] if k in ("points", "labels", "distances") else v
-                                         for k, v in dataset.arrays.items()}, dataset.normalization,
-                          dict(dataset.metadata))
+    """Seconds of one epoch of ``dataset``, timed on the dataset itself: the mean of epochs 2 to 4 of six,
+    which are steady (the first includes the set-up) and, under ``bf16`` precision, all in bfloat16 steps.
+    The whole dataset, not a slice of it: an epoch's fixed costs (its test errors, the surface level) weigh
+    on a slice's few steps more than on a full epoch's, which made the estimate low; and three epochs, since
+    one epoch's time on this shared machine moves by 10-15%."""
     record = []
-    trainer = Trainer(subset, model, TrainingConfig(epochs=4, checkpoint_every=0, **training),
+    trainer = Trainer(dataset, model, TrainingConfig(epochs=6, checkpoint_every=0, **training),
                       callback=lambda r: record.append(time.perf_counter()))
     trainer.run()
-    return (record[1] - record[0]) * len(dataset.points) / min(CALIBRATION_POINTS, len(dataset.points))
+    return (record[3] - record[0]) / 3
 
 
 def epochs_for_budget(dataset: PointDataset, model: dict, budget: float, training: dict) -> int:
@@ -100,30 +119,32 @@ def epochs_for_budget(dataset: PointDataset, model: dict, budget: float, trainin
     return max(1, int(budget / seconds))
 
 
-def run_shape(name: str, budget: float, n: int, contenders: list[str]) -> dict:
+def run_shape(name: str, budget: float, n: int, contenders: list[str], epochs_given: dict[str, int]) -> dict:
     shape = load_shape(DATA / SHAPES[name])
     out = {"budget_seconds": budget, "contenders": {}}
-    datasets: dict[str, PointDataset] = {}
+    datasets: dict[tuple[str, str], PointDataset] = {}
     for contender in contenders:
-        mode, overrides, training = CONTENDERS[contender]
-        if mode == "signed" and not shape.has_inside:  # the feature lines: unsigned is the only field
-            mode = "unsigned"
+        mode, sampling, overrides, training = settings(contender, shape, n)
         if (contender == "ours_unsigned" and name not in OPEN) or (mode == "dist" and shape.kind == "pointcloud"):
             continue
-        if mode not in datasets:
+        key = (mode, json.dumps(sampling, sort_keys=True))
+        if key not in datasets:
             started = time.perf_counter()
-            datasets[mode] = sample(shape, mode, n=n, n_test=20_000, seed=0)
-            print(f"{name}: sampled {mode} in {time.perf_counter() - started:.1f} s", flush=True)
-        dataset = datasets[mode]
+            datasets[key] = sample(shape, mode, seed=0, **sampling)
+            print(f"{name}: sampled {mode} ({sampling['n']} points) in {time.perf_counter() - started:.1f} s",
+                  flush=True)
+        dataset = datasets[key]
         model = model_config(dataset.mode, dataset.dim, **overrides)
         arch = model["arch"]
-        epochs = epochs_for_budget(dataset, model, budget, training)
+        epochs = epochs_given.get(contender) or epochs_for_budget(dataset, model, budget, training)
         started = time.perf_counter()
         field = Trainer(dataset, model, TrainingConfig(epochs=epochs, checkpoint_every=0, seed=0, **training)).run()
         seconds = time.perf_counter() - started
         metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
         out["contenders"][contender] = {"mode": mode, "model": model, "loss": field.summary.get("loss"),
-                                        "epochs": epochs, "train_seconds": round(seconds, 1), "metrics": metrics}
+                                        "epochs_given": contender in epochs_given,
+                                        "sampling": sampling, "training": training, "epochs": epochs,
+                                        "train_seconds": round(seconds, 1), "metrics": metrics}
         surface = metrics["surface"] or {}
         print(f"{name} {contender} ({mode}, {arch}, {epochs} epochs, {seconds:.0f} s): "
               f"MAE {100 * metrics['distance']['all']['mae_rel']:.3f}%, "
@@ -141,14 +162,15 @@ def write_results(results: dict) -> None:
     (RESULTS / "quality.json").write_text(json.dumps(results, indent=2))
     lines = ["# Quality: lipsdf's 1-Lipschitz fields against the baselines at the same time budget", "",
              f"{results['machine']}; budget {results['budget_3d']} s per contender in 3D, "
-             f"{results['budget_2d']} s in 2D; {results['points']} training points; "
+             f"{results['budget_2d']} s in 2D; the baselines and the paper recipe on {results['points']} training "
+             "points at batch 4096, ours with `lipsdf fit`'s defaults (points and batch in the table); "
              f"run on {results['date']}. Lengths are % of the shape's bounding-box diagonal; "
              "MAE and max over 20k uniform + 20k near-surface points; Chamfer/Hausdorff from exact distances "
              "between 100k samples of each surface (the contour on a 128^3 or 512^2 grid, and the input) and the "
              "other surface. A dash: no contour (the field has no zero level in its box) or no normals.", "",
-             "| shape | contender | epochs | train s | MAE | max err | sign acc | \\|f\\| > d | grad norm median "
+             "| shape | contender | points | batch | epochs | train s | MAE | max err | sign acc | \\|f\\| > d | grad norm median "
              "(min-max) | max pair ratio | Chamfer L1 | Chamfer L2 (x1e-6 diag²) | Hausdorff | normal cons. |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     lines[4:4] = chamfer_matrix(results) + [""]
     for shape, entry in results["shapes"].items():
         for contender, row in entry["contenders"].items():
@@ -159,7 +181,8 @@ def write_results(results: dict) -> None:
             consistency = s.get("normal_consistency")
             l2 = f"{1e6 * s['chamfer_l2_rel']:.2f}" if s else "—"
             lines.append(
-                f"| {shape} | {contender} ({row['mode']}) | {row['epochs']} | {row['train_seconds']} | "
+                f"| {shape} | {contender} ({row['mode']}) | {row.get('sampling', {}).get('n', results['points'])} | "
+                f"{row.get('training', {}).get('batch_size', 4096)} | {row['epochs']} | {row['train_seconds']} | "
                 f"{_pct(d['mae_rel'])} | {_pct(d['max_error_rel'], 2)} | "
                 f"{_pct(d.get('sign_accuracy'), 2) if 'sign_accuracy' in d else '—'} | "
                 f"{_pct(m['overestimate_fraction'], 1)} | {g['median']:.3f} ({g['min']:.2f}-{g['max']:.2f}) | "
@@ -216,6 +239,9 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=100_000, help="training points per dataset")
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument("--epochs", nargs="+", default=[], metavar="CONTENDER=N",
+                        help="train these contenders for N epochs instead of the budget's estimate (to re-run one "
+                             "at the time another actually trained)")
     parser.add_argument("--merge", action="store_true",
                         help="update benchmarks/results/quality.json with these shapes and contenders only")
     parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results, and "
@@ -223,6 +249,10 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"needs the shared data in {DATA}")
+    try:
+        epochs_given = {key: int(value) for key, value in (item.split("=") for item in args.epochs)}
+    except ValueError:
+        raise SystemExit("--epochs takes CONTENDER=N pairs, e.g. --epochs ours=33") from None
     torch.set_num_threads(os.cpu_count() or 1)
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"torch {torch.__version__}, CPU",
@@ -232,7 +262,8 @@ def main() -> None:
         results = json.loads((RESULTS / "quality.json").read_text())
     for name in args.shapes:
         dim = 2 if SHAPES[name].startswith("polylines2d") else 3
-        measured = run_shape(name, args.budget_3d if dim == 3 else args.budget_2d, args.n, args.contenders)
+        measured = run_shape(name, args.budget_3d if dim == 3 else args.budget_2d, args.n, args.contenders,
+                             epochs_given)
         entry = results["shapes"].setdefault(name, measured)
         entry["contenders"].update(measured["contenders"])
         entry["contenders"] = {k: entry["contenders"][k] for k in CONTENDERS if k in entry["contenders"]}

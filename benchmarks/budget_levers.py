@@ -1,0 +1,211 @@
+"""Levers of the recipe at the quality benchmark's equal budget: what each does to a field trained for the
+same time, on the same data.
+
+Run by hand (not part of the tests); needs ../shared/data:
+
+    .venv/bin/python benchmarks/budget_levers.py calibrate SHAPE BUDGET ROW ...   # epochs that fit BUDGET s
+    .venv/bin/python benchmarks/budget_levers.py run ROW ...                      # train, evaluate, record
+    .venv/bin/python benchmarks/budget_levers.py table                            # write the results table
+
+Each row trains SLL 20 x 64 (``fit-hinge``, lr 5e-3, bfloat16 steps for the first 3/4, as ``lipsdf fit``
+on this CPU) on one dataset of the France outline or the Stanford bunny (100k signed points, seed 0; the
+sampling rows draw theirs with the row's settings), for a fixed number of epochs, and evaluates it as
+``benchmarks/quality.py`` does. Training is deterministic on a CPU, so a row run again gives the same field.
+
+The epochs of a row are those that fit the budget (60 s for the outline, 90 s for the bunny), from
+``calibrate``: it times the second of four epochs of the row's own dataset, alone on both cores, in
+bfloat16 and in float32, mixed 3/4 to 1/4. Rows that only change what a step computes on (the sampling,
+the averaging of weights) keep their base row's epochs. ``run`` trains on one thread, so that two rows
+can share a 2-core machine without changing their epochs; its seconds are then not the budget's.
+
+Results are kept in benchmarks/results/budget_levers.json (a run of some rows replaces only those) and
+written as a table to benchmarks/results/budget_levers.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lipsdf.dataset import PointDataset
+from lipsdf.evaluate import EvaluationConfig, evaluate_field
+from lipsdf.geometry.io import load_shape
+from lipsdf.sampling import sample
+from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+SHAPES = {"france": DATA / "polylines2d" / "fra.obj", "bunny": DATA / "meshes" / "stanford-bunny.obj"}
+NEAR = {"uniform_fraction": 0.25, "near_sigmas": (0.003, 0.01, 0.05)}  # lipsdf.pipeline.SIGNED_SAMPLING
+
+# name -> (shape, lever, {"training": ..., "sampling": ..., "model": ..., "ema": decay})
+ROWS = {
+    "france: batch 4096, 105 epochs (the committed quality run's)": ("france", "baseline", {
+        "training": {"batch_size": 4096, "epochs": 105}}),
+    "france: + average of the weights (EMA 0.999)": ("france", "averaging", {
+        "training": {"batch_size": 4096, "epochs": 105}, "ema": 0.999}),
+    "france: + near sigmas 0.003, 0.01, 0.05": ("france", "sampling", {
+        "training": {"batch_size": 4096, "epochs": 105}, "sampling": {"near_sigmas": (0.003, 0.01, 0.05)}}),
+    "france: + uniform fraction 0.25": ("france", "sampling", {
+        "training": {"batch_size": 4096, "epochs": 105}, "sampling": {"uniform_fraction": 0.25}}),
+    "france: + both (uniform 0.25, sigmas 0.003, 0.01, 0.05)": ("france", "sampling", {
+        "training": {"batch_size": 4096, "epochs": 105}, "sampling": NEAR}),
+    "france: batch 4096, 74 epochs": ("france", "baseline", {"training": {"batch_size": 4096, "epochs": 74}}),
+    "france: batch 4096, 74 epochs, uniform 0.25, sigmas 0.003, 0.01, 0.05": ("france", "sampling", {
+        "training": {"batch_size": 4096, "epochs": 74}, "sampling": NEAR}),
+    "france: batch 4096, 85 epochs (60 s)": ("france", "batch", {"training": {"batch_size": 4096, "epochs": 85}}),
+    "france: batch 2048, 65 epochs (60 s)": ("france", "batch", {"training": {"batch_size": 2048, "epochs": 65}}),
+    "france: batch 1024, 38 epochs": ("france", "batch", {"training": {"batch_size": 1024, "epochs": 38}}),
+    "france: batch 2048, 65 epochs, uniform 0.25, sigmas 0.003, 0.01, 0.05 (60 s)": ("france", "all", {
+        "training": {"batch_size": 2048, "epochs": 65}, "sampling": NEAR}),
+    "france: batch 2048, width 48, 93 epochs, uniform 0.25, sigmas 0.003, 0.01, 0.05 (60 s)": ("france", "width", {
+        "training": {"batch_size": 2048, "epochs": 93}, "sampling": NEAR, "model": {"width": 48}}),
+    "france: batch 2048, width 32, 122 epochs, uniform 0.25, sigmas 0.003, 0.01, 0.05 (60 s)": ("france", "width", {
+        "training": {"batch_size": 2048, "epochs": 122}, "sampling": NEAR, "model": {"width": 32}}),
+    "bunny: batch 4096, 114 epochs (90 s)": ("bunny", "batch", {"training": {"batch_size": 4096, "epochs": 114}}),
+    "bunny: batch 2048, 76 epochs": ("bunny", "batch", {"training": {"batch_size": 2048, "epochs": 76}}),
+    "bunny: batch 2048, 96 epochs (90 s)": ("bunny", "batch", {"training": {"batch_size": 2048, "epochs": 96}}),
+    "bunny: batch 1024, 58 epochs (90 s)": ("bunny", "batch", {"training": {"batch_size": 1024, "epochs": 58}}),
+    "bunny: batch 2048, 14 layers, 117 epochs (90 s)": ("bunny", "depth", {
+        "training": {"batch_size": 2048, "epochs": 117}, "model": {"layers": 14}}),
+    "bunny: batch 2048, 96 epochs, near sigmas 0.003, 0.01, 0.05": ("bunny", "sampling", {
+        "training": {"batch_size": 2048, "epochs": 96}, "sampling": {"near_sigmas": (0.003, 0.01, 0.05)}}),
+    "bunny: batch 2048, 96 epochs, uniform 0.4, sigmas 0.003, 0.01, 0.05": ("bunny", "sampling", {
+        "training": {"batch_size": 2048, "epochs": 96},
+        "sampling": {"uniform_fraction": 0.4, "near_sigmas": (0.003, 0.01, 0.05)}}),
+    "bunny: batch 2048, 96 epochs, uniform 0.25, sigmas 0.003, 0.01, 0.05": ("bunny", "all", {
+        "training": {"batch_size": 2048, "epochs": 96}, "sampling": NEAR}),
+}
+
+
+class AveragingTrainer(Trainer):
+    """A Trainer whose field holds an exponential moving average of the weights (any SLL weights are
+    1-Lipschitz, so the average is too)."""
+
+    decay = 0.999
+
+    def _start(self):
+        run = super()._start()
+        parameters = list(run.model.parameters())
+        self._average = [p.detach().clone() for p in parameters]
+        step = run.optimiser.step
+
+        def averaged_step(*args, **kwargs):
+            out = step(*args, **kwargs)
+            torch._foreach_lerp_(self._average, [p.detach() for p in parameters], 1 - self.decay)
+            return out
+
+        run.optimiser.step = averaged_step
+        return run
+
+    def _field(self, model, margin):
+        with torch.no_grad():
+            for parameter, average in zip(model.parameters(), self._average):
+                parameter.copy_(average)
+        return super()._field(model, margin)
+
+
+def dataset(shape_name: str, sampling: dict) -> PointDataset:
+    return sample(load_shape(SHAPES[shape_name]), "signed", n=100_000, n_test=20_000, seed=0, **sampling)
+
+
+def _model(spec: dict, dim: int) -> dict:
+    return model_config("signed", dim, **{"arch": "sll", "width": 64, **spec.get("model", {})})
+
+
+def calibrate(shape_name: str, budget: float, names: list[str]) -> None:
+    """Print the epochs of each row that fit ``budget`` seconds, alone on both cores (median of 3)."""
+    torch.set_num_threads(2)
+    for name in names:
+        _, _, spec = ROWS[name]
+        data = dataset(shape_name, spec.get("sampling", {}))
+        training = {k: v for k, v in spec["training"].items() if k != "epochs"}
+        seconds = {}
+        for precision in ("bf16", "float32"):
+            times = []
+            for _ in range(3):
+                record = []
+                Trainer(data, _model(spec, data.dim), TrainingConfig(epochs=4, checkpoint_every=0,
+                        matmul_precision=precision, **training),
+                        callback=lambda r: record.append(time.perf_counter())).run()
+                times.append(record[1] - record[0])
+            seconds[precision] = statistics.median(times)
+        epoch = BF16_SHARE * seconds["bf16"] + (1 - BF16_SHARE) * seconds["float32"]
+        print(f"{name}: {epoch:.3f} s per epoch -> {int(budget / epoch)} epochs in {budget:g} s", flush=True)
+
+
+def run(name: str) -> dict:
+    shape_name, lever, spec = ROWS[name]
+    torch.set_num_threads(1)
+    shape = load_shape(SHAPES[shape_name])
+    data = dataset(shape_name, spec.get("sampling", {}))
+    trainer_class = AveragingTrainer if spec.get("ema") else Trainer
+    AveragingTrainer.decay = spec.get("ema") or AveragingTrainer.decay
+    config = TrainingConfig(checkpoint_every=0, seed=0, matmul_precision="bf16", **spec["training"])
+    started = time.perf_counter()
+    field = trainer_class(data, _model(spec, data.dim), config).run()
+    seconds = time.perf_counter() - started
+    metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
+    surface, distance = metrics["surface"], metrics["distance"]
+    return {"shape": shape_name, "lever": lever, "spec": json.loads(json.dumps(spec)),
+            "train_seconds_one_thread": round(seconds, 1),
+            "chamfer_l1_rel": surface["chamfer_l1_rel"], "hausdorff_rel": surface["hausdorff_rel"],
+            "normal_consistency": surface["normal_consistency"],
+            "mae_uniform_rel": distance["uniform"]["mae_rel"], "mae_all_rel": distance["all"]["mae_rel"],
+            "sign_accuracy_near": distance["near"]["sign_accuracy"],
+            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d")}
+
+
+def _pct(value, digits: int) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"  # the first rows ran before MAE was split
+
+
+def table(rows: dict) -> None:
+    lines = ["# Recipe levers at the equal budget", "",
+             f"{platform.machine()}, 2 cores, torch {torch.__version__}, CPU. `python benchmarks/budget_levers.py`. "
+             "SLL 20 x 64, fit-hinge, lr 5e-3, bfloat16 for 3/4 of the steps, on 100k signed points of each "
+             "shape; the epochs that the budget buys (60 s for the outline, 90 s for the bunny, calibrated "
+             "alone on both cores, where the name says so) or the base row's. Trained on one thread, two "
+             "rows at a time; lengths are % of the diagonal; MAE on 20k uniform points.", "",
+             "| row | lever | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | sign acc. near | largest pair ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name in ROWS:
+        if name not in rows:
+            continue
+        r = rows[name]
+        lines.append(f"| {name} | {r['lever']} | {_pct(r['chamfer_l1_rel'], 4)} | {_pct(r['hausdorff_rel'], 2)} | "
+                     f"{r['normal_consistency']:.4f} | {_pct(r['mae_uniform_rel'], 2)} | "
+                     f"{_pct(r['sign_accuracy_near'], 1)} | {r['max_pair_ratio']:.4f} |")
+    (RESULTS / "budget_levers.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    if not DATA.is_dir():
+        sys.exit(f"needs the shared data in {DATA}")
+    command, *args = sys.argv[1:] or ["table"]
+    stored = RESULTS / "budget_levers.json"
+    rows = json.loads(stored.read_text()) if stored.exists() else {}
+    unknown = [name for name in (args[2:] if command == "calibrate" else args) if name not in ROWS]
+    if unknown:
+        sys.exit(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    if command == "calibrate":
+        calibrate(args[0], float(args[1]), args[2:])
+        return
+    if command == "run":
+        for name in args:
+            rows[name] = run(name)
+            print(name, json.dumps(rows[name]), flush=True)
+            current = json.loads(stored.read_text()) if stored.exists() else {}  # rows other runs wrote meanwhile
+            stored.write_text(json.dumps({**current, name: rows[name]}, indent=2) + "\n")
+    table(json.loads(stored.read_text()) if stored.exists() else rows)
+
+
+if __name__ == "__main__":
+    main()
