@@ -36,6 +36,7 @@ import torch
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
+from lipsdf.pipeline import SIGNED_SAMPLING
 from lipsdf.sampling import sample
 from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 SHAPES = {"france": DATA / "polylines2d" / "fra.obj", "bunny": DATA / "meshes" / "stanford-bunny.obj"}
-NEAR = {"uniform_fraction": 0.25, "near_sigmas": (0.003, 0.01, 0.05)}  # lipsdf.pipeline.SIGNED_SAMPLING
+NEAR = SIGNED_SAMPLING  # what lipsdf fit now draws for signed fits
 
 # name -> (shape, lever, {"training": ..., "sampling": ..., "model": ..., "ema": decay})
 ROWS = {

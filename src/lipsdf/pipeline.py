@@ -78,10 +78,11 @@ _QUICK_EVALUATION = {"n_uniform": 5_000, "n_near": 5_000, "n_pairs": 20_000, "n_
 def fit_defaults(dim: int, quick: bool = False, device: Optional[str] = "cpu", recipe: str = "lipsdf",
                  signed: bool = True) -> FitDefaults:
     """The defaults of :func:`fit`: a good field within about 10 minutes for a 3D mesh on a 2-core CPU
-    (2 minutes for a 2D outline), or a preview in about one minute with ``quick``.
+    (3 minutes for a 2D outline), or a preview in about one minute with ``quick``.
 
     The ``lipsdf`` recipe trains SLL 20 x 64 (20 x 48 for signed outlines) with the ``fit-hinge`` loss
-    (where the shape has exact distances) at lr 5e-3: measured in ``benchmarks/accuracy_levers.py``, it reaches a far more accurate
+    (where the shape has exact distances) at lr 5e-3: measured in ``benchmarks/accuracy_levers.py``, it
+    reaches a far more accurate
     field in the same time than the paper's SLL 20 x 128 with hKR at lr 5e-4 (``recipe="paper"``, kept
     to reproduce the paper's setting). On CUDA, more points and larger batches keep the GPU busy. On a
     CPU with native bfloat16 (:func:`~lipsdf.training.bf16_is_fast`), training runs its first 3/4 of steps
