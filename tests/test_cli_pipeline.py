@@ -204,7 +204,10 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
 
     assert f"(default: {epochs(True)}; unsigned fields and point clouds: {epochs(False)})" in text
     assert "(default: 0.25; unsigned fields and point clouds: 0.5)" in text
-    assert "(default: 0.003 0.01 0.05; unsigned fields and point clouds: 0.01 0.05)" in text
+    sigmas = "0.003 0.01 0.05 in 3D, 0.002 0.006 0.03 in 2D; quick: 0.003 0.01 0.05, 0.002 0.006 0.03"
+    assert f"(default: {sigmas}; unsigned fields and point clouds: 0.01 0.05)" in text
+    assert "(default: 0.01; unsigned fields and point clouds: 0.005)" in text  # --lr
+    assert "(default: 0.95; unsigned fields and point clouds: 0.999)" in text  # --adam-beta2
 
 
 def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(monkeypatch):
@@ -230,7 +233,8 @@ def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(mon
 
 def test_signed_fits_draw_most_points_near_the_surface():
     """Signed fits of meshes and outlines put 3/4 of their points near the surface, a third of those within
-    about 0.003 of it (unit box); unsigned fits, point clouds and the paper recipe keep half of them uniform."""
+    about 0.003 of it (unit box; 0.002 for outlines), and train with their own optimiser settings; unsigned
+    fits, point clouds and the paper recipe keep half of them uniform, and Adam's defaults."""
     from lipsdf.geometry.primitives import circle, sphere
     from lipsdf.geometry.shapes import PointCloud
     from lipsdf.pipeline import plan_fit
@@ -246,14 +250,22 @@ def test_signed_fits_draw_most_points_near_the_surface():
         return (distance < 0.01).mean()
 
     signed = plan_fit(shape, mode="signed")
-    assert signed.sampling.uniform_fraction == 0.25 and signed.sampling.near_sigmas == (0.003, 0.01, 0.05)
-    # Gaussian offsets: all of the 0.003 group, 68% of the 0.01 group and 16% of the 0.05 group lie within 0.01
-    assert share_near(signed) > 0.42
+    assert signed.sampling.uniform_fraction == 0.25 and signed.sampling.near_sigmas == (0.002, 0.006, 0.03)
+    # Gaussian offsets: all of the 0.002 group, 90% of the 0.006 group and 26% of the 0.03 group lie within 0.01
+    # (0.54 in all; the 3D sigmas 0.003, 0.01, 0.05 would give 0.46)
+    assert share_near(signed) > 0.5
+    assert plan_fit(sphere(), mode="signed").sampling.near_sigmas == (0.003, 0.01, 0.05)
     paper = plan_fit(shape, mode="signed", training={"recipe": "paper"})
     assert paper.sampling.uniform_fraction == 0.5 and share_near(paper) < 0.3
     # unsigned data put a share of their points on the shape for its labels, so only their settings are compared
-    assert plan_fit(shape, mode="unsigned").sampling.near_sigmas == (0.01, 0.05)
-    assert plan_fit(PointCloud(sphere().vertices)).sampling.uniform_fraction == 0.5
+    unsigned = plan_fit(shape, mode="unsigned")
+    assert unsigned.sampling.near_sigmas == (0.01, 0.05)
+    cloud = plan_fit(PointCloud(sphere().vertices))
+    assert cloud.sampling.uniform_fraction == 0.5
+    assert (signed.training.learning_rate, signed.training.adam_beta2) == (1e-2, 0.95)
+    for plan in (unsigned, cloud):
+        assert (plan.training.learning_rate, plan.training.adam_beta2) == (5e-3, 0.999)
+    assert (paper.training.learning_rate, paper.training.adam_beta2) == (5e-4, 0.999)
 
 
 def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):

@@ -41,6 +41,7 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
                  "--padding": ("padding", {}), "--band": ("band", {"type": float, "nargs": 2,
                                                                    "metavar": ("LO", "HI")})},
     "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {"type": float}),
+                 "--adam-beta2": ("adam_beta2", {}),
                  "--margin": ("margin", {"type": float}), "--final-margin": ("final_margin", {"type": float}),
                  "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
                  "--loss": ("loss", {"choices": ("hkr", "fit", "fit-hinge", "sal", "sald")}), "--eikonal": ("eikonal", {}),
