@@ -206,8 +206,8 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
     assert "(default: 0.25; unsigned fields and point clouds: 0.5)" in text
     sigmas = "0.003 0.01 0.05 in 3D, 0.002 0.006 0.03 in 2D; quick: 0.003 0.01 0.05, 0.002 0.006 0.03"
     assert f"(default: {sigmas}; unsigned fields and point clouds: 0.01 0.05)" in text
-    assert "(default: 0.01; unsigned fields and point clouds: 0.005)" in text  # --lr
-    assert "(default: 0.95; unsigned fields and point clouds: 0.999)" in text  # --adam-beta2
+    assert "(default: 0.005 in 3D, 0.01 in 2D; quick: 0.01, 0.01; unsigned fields and point clouds: 0.005)" in text
+    assert "(default: 0.999 in 3D, 0.95 in 2D; quick: 0.95, 0.95; unsigned fields and point clouds: 0.999)" in text
 
 
 def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(monkeypatch):
@@ -233,7 +233,8 @@ def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(mon
 
 def test_signed_fits_draw_most_points_near_the_surface():
     """Signed fits of meshes and outlines put 3/4 of their points near the surface, a third of those within
-    about 0.003 of it (unit box; 0.002 for outlines), and train with their own optimiser settings; unsigned
+    about 0.003 of it (unit box; 0.002 for outlines), and outlines and quick fits train with their own
+    optimiser settings; unsigned
     fits, point clouds and the paper recipe keep half of them uniform, and Adam's defaults."""
     from lipsdf.geometry.primitives import circle, sphere
     from lipsdf.geometry.shapes import PointCloud
@@ -262,8 +263,11 @@ def test_signed_fits_draw_most_points_near_the_surface():
     assert unsigned.sampling.near_sigmas == (0.01, 0.05)
     cloud = plan_fit(PointCloud(sphere().vertices))
     assert cloud.sampling.uniform_fraction == 0.5
-    assert (signed.training.learning_rate, signed.training.adam_beta2) == (1e-2, 0.95)
-    for plan in (unsigned, cloud):
+    # outlines and quick fits of meshes step further with a shorter memory; full fits of meshes do not
+    quick_mesh = plan_fit(sphere(), mode="signed", quick=True)
+    for plan in (signed, quick_mesh):
+        assert (plan.training.learning_rate, plan.training.adam_beta2) == (1e-2, 0.95)
+    for plan in (plan_fit(sphere(), mode="signed"), unsigned, cloud):
         assert (plan.training.learning_rate, plan.training.adam_beta2) == (5e-3, 0.999)
     assert (paper.training.learning_rate, paper.training.adam_beta2) == (5e-4, 0.999)
 
