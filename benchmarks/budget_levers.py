@@ -26,6 +26,7 @@ gives their mean and each seed's. Evaluation as ``lipsdf fit`` does (its quick s
 bunny).
 
     .venv/bin/python benchmarks/budget_levers.py optimiser ROW ...                # train each seed, record
+    .venv/bin/python benchmarks/budget_levers.py full ROW ...                     # one lipsdf fit, record
 
 Results are kept in benchmarks/results/budget_levers.json (a run of some rows replaces only those) and
 written as a table to benchmarks/results/budget_levers.md.
@@ -37,6 +38,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,7 +47,7 @@ import torch
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import SIGNED_SAMPLING, fit_defaults
+from lipsdf.pipeline import SIGNED_SAMPLING, fit, fit_defaults
 from lipsdf.sampling import sample
 from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
 
@@ -135,6 +137,16 @@ OPTIMISER_ROWS = {
                                                              {"training": {"lr": 1e-2, "adam_beta2": 0.95}}),
     "bunny --quick: lr 1e-2, beta2 0.95, sigmas 0.002 0.006 0.03": ("bunny", True, "sampling", (0, 1), {
         "training": {"lr": 1e-2, "adam_beta2": 0.95}, "sampling": _SMALL_SIGMAS}),
+}
+
+
+# Full `lipsdf fit`s of meshes with the optimiser rows' setting: name -> (shape, training overrides); compared in
+# the docs with benchmarks/defaults.py's rows of the same day.
+FULL_FIT_ROWS = {
+    "spot, full fit: lr 1e-2, beta2 0.95, 235 epochs": (
+        DATA / "meshes" / "spot.obj", {"lr": 1e-2, "adam_beta2": 0.95, "epochs": 235}),
+    "bunny, full fit: lr 1e-2, beta2 0.95, 235 epochs": (
+        DATA / "meshes" / "stanford-bunny.obj", {"lr": 1e-2, "adam_beta2": 0.95, "epochs": 235}),
 }
 
 
@@ -244,6 +256,20 @@ def run_optimiser_row(name: str) -> dict:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def run_full_fit(name: str) -> dict:
+    """One `lipsdf fit` with a full fit row's training overrides, timed and measured as defaults.py does."""
+    path, training = FULL_FIT_ROWS[name]
+    with tempfile.TemporaryDirectory() as folder:
+        result = fit(path, folder, training=training)
+    metrics = result.to_dict()
+    surface, distance = metrics["surface"], metrics["distance"]
+    return {"seconds": metrics["seconds"], "epochs": metrics["settings"]["training"]["epochs"],
+            "chamfer_l1_rel": surface["chamfer_l1_rel"], "hausdorff_rel": surface["hausdorff_rel"],
+            "normal_consistency": surface["normal_consistency"], "mae_uniform_rel": distance["uniform"]["mae_rel"],
+            "sign_accuracy_near": distance["near"]["sign_accuracy"], "max_pair_ratio": metrics["lipschitz"]["max_ratio"],
+            "date": time.strftime("%Y-%m-%d")}
+
+
 def _pct(value, digits: int) -> str:
     return "—" if value is None else f"{100 * value:.{digits}f}%"  # the first rows ran before MAE was split
 
@@ -286,6 +312,18 @@ def table(rows: dict) -> None:
                      f"{_pct(mean('mae_uniform_rel'), 2)} | {_pct(mean('sign_accuracy_near'), 1)} | "
                      f"{min(run['max_pair_ratio'] for run in seeds):.4f} - "
                      f"{max(run['max_pair_ratio'] for run in seeds):.4f} |")
+    lines += ["", "## Full fits", "",
+              "`lipsdf fit` of a mesh with the optimiser rows' setting (the rest its defaults); "
+              "benchmarks/defaults.md has the defaults' rows of the same day.", "",
+              "| row | total time | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | sign acc. near | "
+              "largest pair ratio | date |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name in FULL_FIT_ROWS:
+        if name in rows:
+            r = rows[name]
+            lines.append(f"| {name} | {r['seconds']['total']:.0f} s | {_pct(r['chamfer_l1_rel'], 4)} | "
+                         f"{_pct(r['hausdorff_rel'], 2)} | {r['normal_consistency']:.4f} | "
+                         f"{_pct(r['mae_uniform_rel'], 2)} | {_pct(r['sign_accuracy_near'], 1)} | "
+                         f"{r['max_pair_ratio']:.4f} | {r['date']} |")
     (RESULTS / "budget_levers.md").write_text("\n".join(lines) + "\n")
 
 
@@ -295,16 +333,16 @@ def main() -> None:
     command, *args = sys.argv[1:] or ["table"]
     stored = RESULTS / "budget_levers.json"
     rows = json.loads(stored.read_text()) if stored.exists() else {}
-    known = OPTIMISER_ROWS if command == "optimiser" else ROWS
+    known = {"optimiser": OPTIMISER_ROWS, "full": FULL_FIT_ROWS}.get(command, ROWS)
     unknown = [name for name in (args[2:] if command == "calibrate" else args) if name not in known]
     if unknown:
         sys.exit(f"unknown rows {unknown}; choose from {list(known)}")
     if command == "calibrate":
         calibrate(args[0], float(args[1]), args[2:])
         return
-    if command in ("run", "optimiser"):
+    if command in ("run", "optimiser", "full"):
         for name in args:
-            rows[name] = run(name) if command == "run" else run_optimiser_row(name)
+            rows[name] = {"run": run, "optimiser": run_optimiser_row, "full": run_full_fit}[command](name)
             print(name, json.dumps(rows[name]), flush=True)
             current = json.loads(stored.read_text()) if stored.exists() else {}  # rows other runs wrote meanwhile
             stored.write_text(json.dumps({**current, name: rows[name]}, indent=2) + "\n")

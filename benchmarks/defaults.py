@@ -32,6 +32,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 CASES = {
     "france": (DATA / "polylines2d" / "fra.obj", {}),
     "bunny --quick": (DATA / "meshes" / "stanford-bunny.obj", {"quick": True}),
+    "france --quick": (DATA / "polylines2d" / "fra.obj", {"quick": True}),
     "bunny": (DATA / "meshes" / "stanford-bunny.obj", {}),
     "fandisk features (3D polyline)": (DATA / "polylines3d" / "fandisk_features.obj", {}),
     "suzanne --mode unsigned": (DATA / "meshes" / "suzanne.obj", {"mode": "unsigned"}),
