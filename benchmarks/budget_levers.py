@@ -38,16 +38,16 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+from defaults import measure_fit  # benchmarks/defaults.py, next to this script
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import SIGNED_SAMPLING, fit, fit_defaults
+from lipsdf.pipeline import SIGNED_SAMPLING, fit_defaults
 from lipsdf.sampling import sample
 from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
 
@@ -218,14 +218,18 @@ def run(name: str) -> dict:
     field = trainer_class(data, _model(spec, data.dim), config).run()
     seconds = time.perf_counter() - started
     metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
-    surface, distance = metrics["surface"], metrics["distance"]
     return {"shape": shape_name, "lever": lever, "spec": json.loads(json.dumps(spec)),
-            "train_seconds_one_thread": round(seconds, 1),
-            "chamfer_l1_rel": surface["chamfer_l1_rel"], "hausdorff_rel": surface["hausdorff_rel"],
-            "normal_consistency": surface["normal_consistency"],
-            "mae_uniform_rel": distance["uniform"]["mae_rel"], "mae_all_rel": distance["all"]["mae_rel"],
+            "train_seconds_one_thread": round(seconds, 1), **_measured(metrics),
+            "mae_all_rel": metrics["distance"]["all"]["mae_rel"], "date": time.strftime("%Y-%m-%d")}
+
+
+def _measured(metrics: dict) -> dict:
+    """The columns of the tables, from an evaluation's ``to_dict()``."""
+    surface, distance = metrics["surface"], metrics["distance"]
+    return {"chamfer_l1_rel": surface["chamfer_l1_rel"], "hausdorff_rel": surface["hausdorff_rel"],
+            "normal_consistency": surface["normal_consistency"], "mae_uniform_rel": distance["uniform"]["mae_rel"],
             "sign_accuracy_near": distance["near"]["sign_accuracy"],
-            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "date": time.strftime("%Y-%m-%d")}
+            "max_pair_ratio": metrics["lipschitz"]["max_ratio"]}
 
 
 def run_optimiser_row(name: str) -> dict:
@@ -245,13 +249,7 @@ def run_optimiser_row(name: str) -> dict:
         data = sample(shape, "signed", seed=seed, **sampling)
         field = Trainer(data, model_config("signed", shape.dim, **{"arch": "sll", **defaults.model}),
                         TrainingConfig(checkpoint_every=0, seed=seed, **training)).run()
-        metrics = evaluate_field(field, shape, evaluation).to_dict()
-        surface, distance = metrics["surface"], metrics["distance"]
-        runs.append({"seed": seed, "chamfer_l1_rel": surface["chamfer_l1_rel"],
-                     "hausdorff_rel": surface["hausdorff_rel"], "normal_consistency": surface["normal_consistency"],
-                     "mae_uniform_rel": distance["uniform"]["mae_rel"],
-                     "sign_accuracy_near": distance["near"]["sign_accuracy"],
-                     "max_pair_ratio": metrics["lipschitz"]["max_ratio"]})
+        runs.append({"seed": seed, **_measured(evaluate_field(field, shape, evaluation).to_dict())})
     return {"shape": shape_name, "lever": lever, "spec": json.loads(json.dumps(spec)), "seeds": runs,
             "date": time.strftime("%Y-%m-%d")}
 
@@ -259,15 +257,7 @@ def run_optimiser_row(name: str) -> dict:
 def run_full_fit(name: str) -> dict:
     """One `lipsdf fit` with a full fit row's training overrides, timed and measured as defaults.py does."""
     path, training = FULL_FIT_ROWS[name]
-    with tempfile.TemporaryDirectory() as folder:
-        result = fit(path, folder, training=training)
-    metrics = result.to_dict()
-    surface, distance = metrics["surface"], metrics["distance"]
-    return {"seconds": metrics["seconds"], "epochs": metrics["settings"]["training"]["epochs"],
-            "chamfer_l1_rel": surface["chamfer_l1_rel"], "hausdorff_rel": surface["hausdorff_rel"],
-            "normal_consistency": surface["normal_consistency"], "mae_uniform_rel": distance["uniform"]["mae_rel"],
-            "sign_accuracy_near": distance["near"]["sign_accuracy"], "max_pair_ratio": metrics["lipschitz"]["max_ratio"],
-            "date": time.strftime("%Y-%m-%d")}
+    return measure_fit(path, {"training": training})
 
 
 def _pct(value, digits: int) -> str:

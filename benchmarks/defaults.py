@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -48,10 +49,16 @@ PICTURES = {"bunny": "fit_bunny.png", "france": "fit_france.png"}
 
 def run_case(name: str) -> dict:
     path, options = CASES[name]
+    return measure_fit(path, options, picture=ROOT / "docs" / "images" / PICTURES[name] if name in PICTURES else None)
+
+
+def measure_fit(path: Path, options: dict, picture: Optional[Path] = None) -> dict:
+    """One `lipsdf fit` of ``path`` with ``options`` into a scratch folder: its row (times, settings, metrics);
+    its picture copied to ``picture`` when given."""
     with tempfile.TemporaryDirectory() as folder:
         result = fit(path, folder, **options)
-        if name in PICTURES:
-            shutil.copyfile(result.files["picture"], ROOT / "docs" / "images" / PICTURES[name])
+        if picture is not None:
+            shutil.copyfile(result.files["picture"], picture)
     metrics = result.to_dict()
     surface = metrics["surface"] or {}
     near = metrics["distance"].get("near", {})
