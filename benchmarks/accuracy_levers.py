@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/accuracy_levers.py [NAME ...]
+    .venv/bin/python -m benchmarks.accuracy_levers [NAME ...]
 
 Every row is one `lipsdf fit` of the France outline (2D) or the Stanford bunny (3D) that differs from the
 row it builds on in one lever: the loss, the learning rate, the final hKR margin, the network's width (and
@@ -21,21 +21,21 @@ written as a table to benchmarks/results/accuracy_levers.md.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import torch
 
 from lipsdf.losses import LOSSES, Loss, distance_fit_loss
-from lipsdf import training as training_module
-from lipsdf.pipeline import fit
-from lipsdf.training import Trainer
+from lipsdf.evaluate import evaluate_field
+from lipsdf.pipeline import FitOptions, plan_fit
+from lipsdf.pipeline.single import size_training
+from lipsdf.sampling import sample
+from lipsdf.training import OffsetContext, Trainer, zero_level_offset
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -190,19 +190,23 @@ def _relative_fit(model, batch):
 
 
 def run(name: str) -> dict:
+    """One row: ``lipsdf fit``'s plan for the row's options, trained and evaluated as ``fit`` does (its
+    epochs are given, so no budget is involved); ``"shift": False`` trains with signed fields unshifted."""
     shape, lever, options = CONTENDERS[name]
     options = dict(options)
-    mode = options.pop("mode", None)
-    training = dict(options.get("training", {}))
-    share = training.pop("bf16_share", training_module.BF16_SHARE)
-    options["training"] = training
-    with tempfile.TemporaryDirectory() as folder, _signed_shift(options.pop("shift", True)), \
-            mock.patch.object(training_module, "BF16_SHARE", share):
-        result = fit(shape, folder, mode=mode, **options)
-        records = [json.loads(line) for line in result.files["log"].read_text().splitlines()]
-    metrics = result.to_dict()
+    rule = zero_level_offset if options.pop("shift", True) else _unshifted_signed
+    started = time.perf_counter()
+    plan = plan_fit(shape, FitOptions(**options))
+    dataset = sample(plan.shape, plan.mode, plan.sampling)
+    if plan.budget is not None:  # a row without epochs trains what fit's budget buys
+        plan = size_training(plan, dataset, started)
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "log.jsonl"
+        field = Trainer(dataset, plan.model, plan.training, log=log, offset=rule).run()
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+    metrics = evaluate_field(field, plan.shape, plan.evaluation).to_dict()
     surface = metrics["surface"] or {}
-    return {"shape": shape.stem, "lever": lever, "train_seconds": metrics["seconds"]["train"],
+    return {"shape": shape.stem, "lever": lever, "train_seconds": field.summary["seconds"],
             "chamfer_l1_rel": surface.get("chamfer_l1_rel"), "hausdorff_rel": surface.get("hausdorff_rel"),
             "normal_consistency": surface.get("normal_consistency"),
             "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"],
@@ -213,16 +217,9 @@ def run(name: str) -> dict:
             "curve": [[r["seconds"], r["mae_rel"], r.get("sign_accuracy")] for r in records]}
 
 
-def _signed_shift(on: bool):
-    """Leave signed fields unshifted (as before :meth:`Trainer._offset` shifted them) when ``on`` is false."""
-    if on:
-        return contextlib.nullcontext()
-    shifted = Trainer._offset
-
-    def offset(self, model, margin):
-        return 0.0 if self.kind == "signed" else shifted(self, model, margin)
-
-    return mock.patch.object(Trainer, "_offset", offset)
+def _unshifted_signed(model, context: OffsetContext) -> float:
+    """The offset rule before signed fields were shifted to their surface level (unsigned ones still are)."""
+    return 0.0 if context.kind == "signed" else zero_level_offset(model, context)
 
 
 def plot(out: dict) -> None:
@@ -255,10 +252,10 @@ def write(out: dict) -> None:
              "from the old default (first row of each shape) as its name says; SLL throughout, so every field is "
              "1-Lipschitz by construction. Lengths are % of the diagonal. Rows marked * shared the CPU with other "
              "work, so their training time is inflated (their quality is not affected). Rows marked † were measured "
-             "before unsigned fields were shifted to their surface level (`Trainer._offset`), which every "
+             "before unsigned fields were shifted to their surface level (`lipsdf.training.zero_level_offset`), which every "
              "unsigned fit on distances now gets; rows marked ‡ with that shift not yet capped at a quarter of the "
              "margin. \"Surface shift\": a signed field shifted by a constant so that its median on the shape's "
-             "surface samples is zero (`Trainer._offset`); \"bf16 for 3/4 of the steps\": bfloat16 products "
+             "surface samples is zero (`lipsdf.training.zero_level_offset`); \"bf16 for 3/4 of the steps\": bfloat16 products "
              "(autocast) for the first 3/4 of the steps, float32 for the rest (`--precision bf16`).", "",
              "| shape | change | lever | train s | Chamfer L1 | Hausdorff | normal cons. | MAE uniform | MAE near | "
              "sign acc. near | grad norm median | largest pair ratio |",
@@ -280,6 +277,9 @@ def write(out: dict) -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     LOSSES["fit-hkr-hinge"] = Loss(("dist",), _fit_with_plain_hinge)
     LOSSES["fit-relative"] = Loss(("dist",), _relative_fit)
     names = sys.argv[1:] or list(CONTENDERS)

@@ -3,9 +3,9 @@ same time, on the same data.
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/budget_levers.py calibrate SHAPE BUDGET ROW ...   # epochs that fit BUDGET s
-    .venv/bin/python benchmarks/budget_levers.py run ROW ...                      # train, evaluate, record
-    .venv/bin/python benchmarks/budget_levers.py table                            # write the results table
+    .venv/bin/python -m benchmarks.budget_levers calibrate SHAPE BUDGET ROW ...   # epochs that fit BUDGET s
+    .venv/bin/python -m benchmarks.budget_levers run ROW ...                      # train, evaluate, record
+    .venv/bin/python -m benchmarks.budget_levers table                            # write the results table
 
 Each row trains SLL 20 x 64 (``fit-hinge``, lr 5e-3, bfloat16 steps for the first 3/4, as ``lipsdf fit``
 on this CPU) on one dataset of the France outline or the Stanford bunny (100k signed points, seed 0; the
@@ -13,8 +13,8 @@ sampling rows draw theirs with the row's settings), for a fixed number of epochs
 ``benchmarks/quality.py`` does. Training is deterministic on a CPU, so a row run again gives the same field.
 
 The epochs of a row are those that fit the budget (60 s for the outline, 90 s for the bunny), from
-``calibrate``: it times the second of four epochs of the row's own dataset, alone on both cores, in
-bfloat16 and in float32, mixed 3/4 to 1/4. Rows that only change what a step computes on (the sampling,
+``calibrate``: it times the row's step on its own dataset, alone on both cores, as ``lipsdf fit --time``
+does (in bfloat16 and in float32, mixed 3/4 to 1/4). Rows that only change what a step computes on (the sampling,
 the averaging of weights) keep their base row's epochs. ``run`` trains on one thread, so that two rows
 can share a 2-core machine without changing their epochs; its seconds are then not the budget's.
 
@@ -25,8 +25,8 @@ several seeds (the dataset's and the network's), since one seed's Chamfer moves 
 gives their mean and each seed's. Evaluation as ``lipsdf fit`` does (its quick settings for the quick
 bunny).
 
-    .venv/bin/python benchmarks/budget_levers.py optimiser ROW ...                # train each seed, record
-    .venv/bin/python benchmarks/budget_levers.py full ROW ...                     # one lipsdf fit, record
+    .venv/bin/python -m benchmarks.budget_levers optimiser ROW ...                # train each seed, record
+    .venv/bin/python -m benchmarks.budget_levers full ROW ...                     # one lipsdf fit, record
 
 Results are kept in benchmarks/results/budget_levers.json (a run of some rows replaces only those) and
 written as a table to benchmarks/results/budget_levers.md.
@@ -35,6 +35,7 @@ written as a table to benchmarks/results/budget_levers.md.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import sys
@@ -43,13 +44,13 @@ from pathlib import Path
 
 import torch
 
-from defaults import measure_fit  # benchmarks/defaults.py, next to this script
+from benchmarks.defaults import measure_fit
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import SIGNED_SAMPLING, fit_defaults
+from lipsdf.pipeline.recipes import SIGNED_SAMPLING, recipe_for
 from lipsdf.sampling import sample
-from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
+from lipsdf.training import Callback, Trainer, TrainingConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -150,31 +151,24 @@ FULL_FIT_ROWS = {
 }
 
 
-class AveragingTrainer(Trainer):
-    """A Trainer whose field holds an exponential moving average of the weights (any SLL weights are
-    1-Lipschitz, so the average is too)."""
+class WeightAverage(Callback):
+    """Keeps an exponential moving average of the weights and puts it into the model before the final field
+    is made (any SLL weights are 1-Lipschitz, so the average is too)."""
 
-    decay = 0.999
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
 
-    def _start(self):
-        run = super()._start()
-        parameters = list(run.model.parameters())
-        self._average = [p.detach().clone() for p in parameters]
-        step = run.optimiser.step
+    def on_train_start(self, trainer, state) -> None:
+        self.parameters = list(state.model.parameters())
+        self.average = [p.detach().clone() for p in self.parameters]
 
-        def averaged_step(*args, **kwargs):
-            out = step(*args, **kwargs)
-            torch._foreach_lerp_(self._average, [p.detach() for p in parameters], 1 - self.decay)
-            return out
+    def on_step_end(self, trainer, state) -> None:
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.parameters], 1 - self.decay)
 
-        run.optimiser.step = averaged_step
-        return run
-
-    def _field(self, model, margin):
+    def on_train_end(self, trainer, state) -> None:
         with torch.no_grad():
-            for parameter, average in zip(model.parameters(), self._average):
+            for parameter, average in zip(self.parameters, self.average):
                 parameter.copy_(average)
-        return super()._field(model, margin)
 
 
 def dataset(shape_name: str, sampling: dict) -> PointDataset:
@@ -186,24 +180,18 @@ def _model(spec: dict, dim: int) -> dict:
 
 
 def calibrate(shape_name: str, budget: float, names: list[str]) -> None:
-    """Print the epochs of each row that fit ``budget`` seconds, alone on both cores (median of 3)."""
+    """Print the epochs of each row that fit ``budget`` seconds, alone on both cores, as ``lipsdf fit --time``
+    sizes them (:meth:`~lipsdf.training.Trainer.step_cost`, under bf16 both kinds of step)."""
     torch.set_num_threads(2)
     for name in names:
         _, _, spec = ROWS[name]
         data = dataset(shape_name, spec.get("sampling", {}))
         training = {k: v for k, v in spec["training"].items() if k != "epochs"}
-        seconds = {}
-        for precision in ("bf16", "float32"):
-            times = []
-            for _ in range(3):
-                record = []
-                Trainer(data, _model(spec, data.dim), TrainingConfig(epochs=4, checkpoint_every=0,
-                        matmul_precision=precision, **training),
-                        callback=lambda r: record.append(time.perf_counter())).run()
-                times.append(record[1] - record[0])
-            seconds[precision] = statistics.median(times)
-        epoch = BF16_SHARE * seconds["bf16"] + (1 - BF16_SHARE) * seconds["float32"]
-        print(f"{name}: {epoch:.3f} s per epoch -> {int(budget / epoch)} epochs in {budget:g} s", flush=True)
+        config = TrainingConfig(epochs=1, checkpoint_every=0, matmul_precision="bf16", **training)
+        cost = Trainer(data, _model(spec, data.dim), config).step_cost(3.0)
+        steps = math.ceil(len(data.points) / min(config.batch_size, len(data.points)))
+        print(f"{name}: {cost.epoch_seconds(steps):.3f} s per epoch -> {cost.epochs_within(budget, steps)} epochs "
+              f"in {budget:g} s", flush=True)
 
 
 def run(name: str) -> dict:
@@ -211,11 +199,10 @@ def run(name: str) -> dict:
     torch.set_num_threads(1)
     shape = load_shape(SHAPES[shape_name])
     data = dataset(shape_name, spec.get("sampling", {}))
-    trainer_class = AveragingTrainer if spec.get("ema") else Trainer
-    AveragingTrainer.decay = spec.get("ema") or AveragingTrainer.decay
     config = TrainingConfig(checkpoint_every=0, seed=0, matmul_precision="bf16", **spec["training"])
     started = time.perf_counter()
-    field = trainer_class(data, _model(spec, data.dim), config).run()
+    callbacks = [WeightAverage(spec["ema"])] if spec.get("ema") else []
+    field = Trainer(data, _model(spec, data.dim), config, callbacks=callbacks).run()
     seconds = time.perf_counter() - started
     metrics = evaluate_field(field, shape, EvaluationConfig()).to_dict()
     return {"shape": shape_name, "lever": lever, "spec": json.loads(json.dumps(spec)),
@@ -238,7 +225,7 @@ def run_optimiser_row(name: str) -> dict:
     shape_name, quick, lever, seeds, spec = OPTIMISER_ROWS[name]
     torch.set_num_threads(1)
     shape = load_shape(SHAPES[shape_name])
-    defaults = fit_defaults(shape.dim, quick=quick, device="cpu", signed=True)
+    defaults = recipe_for(shape.dim, quick=quick, device="cpu", signed=True)
     sampling = {**defaults.sampling, "near_sigmas": SIGNED_SAMPLING["near_sigmas"], "n_test": 20_000,
                 **spec.get("sampling", {})}
     training = {**{k: v for k, v in defaults.training.items() if k != "checkpoint_every"}, **BEFORE,
@@ -318,6 +305,9 @@ def table(rows: dict) -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if not DATA.is_dir():
         sys.exit(f"needs the shared data in {DATA}")
     command, *args = sys.argv[1:] or ["table"]

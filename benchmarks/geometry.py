@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/geometry.py
+    .venv/bin/python -m benchmarks.geometry
 
 Writes benchmarks/results/geometry.json and geometry.md. Speed-ups are ratios
 measured in the same run, since these machines are noisy.
@@ -181,6 +181,9 @@ def write_results(results: dict) -> None:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if not DATA.is_dir():
         sys.exit("benchmarks need ../shared/data")
     results = {

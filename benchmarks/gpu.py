@@ -2,8 +2,8 @@
 
 Run by hand on a machine with CUDA (not part of the tests); needs ../shared/data for the bunny:
 
-    .venv/bin/python benchmarks/gpu.py              # writes benchmarks/results/gpu.json and gpu.md
-    .venv/bin/python benchmarks/gpu.py --smoke      # the same code paths, tiny, on the CPU (a test runs this)
+    .venv/bin/python -m benchmarks.gpu              # writes benchmarks/results/gpu.json and gpu.md
+    .venv/bin/python -m benchmarks.gpu --smoke      # the same code paths, tiny, on the CPU (a test runs this)
 
 Figures, all from this one run:
 
@@ -43,12 +43,12 @@ from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
 from lipsdf.geometry.normalize import Normalization
 from lipsdf.nn import build_model
-from lipsdf.pipeline import fit_defaults
+from lipsdf.pipeline.recipes import recipe_for
 from lipsdf.query import contour, orbit_camera, trace_image
 from lipsdf.query.grid import field_grid, grid_unit_values
 from lipsdf.query.trace import shape_framing
 from lipsdf.sampling import sample
-from lipsdf.training import Trainer, TrainingConfig
+from lipsdf.training import EpochRecords, Trainer, TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNNY = ROOT.parent / "shared" / "data" / "meshes" / "stanford-bunny.obj"
@@ -75,16 +75,17 @@ def sizes(smoke: bool, shape: Path = BUNNY) -> dict:
 def throughput(dataset, model: dict, batch: int, lr: float, device: str, cuda_graph: bool,
                precision: str = "float32", epochs: int = 3) -> float:
     """Training points per second over the epochs after the first (which pays warm-up and capture)."""
-    records = []
     config = TrainingConfig(epochs=epochs, batch_size=batch, lr=lr, checkpoint_every=0, cuda_graph=cuda_graph,
                             matmul_precision=precision)
-    Trainer(dataset, model, config, device=device, callback=records.append).run()
+    log = EpochRecords()
+    Trainer(dataset, model, config, device=device, callbacks=[log]).run()
+    records = log.records
     steps = math.ceil(len(dataset.points) / min(batch, len(dataset.points)))
     return (epochs - 1) * steps * batch / (records[-1]["seconds"] - records[0]["seconds"])
 
 
 def training(dataset, size: dict, device: str, smoke: bool) -> dict:
-    gpu = fit_defaults(3, device=device).training
+    gpu = recipe_for(3, device=device).training
     default_batch = size["eager_batch"] if smoke else gpu["batch_size"]
     lr = TrainingConfig(**{key: value for key, value in gpu.items() if key != "epochs"}).learning_rate
     precision = gpu.get("matmul_precision", "float32")
@@ -140,7 +141,7 @@ def precision(dataset, model: dict, device: str, batch: int) -> dict:
 def accuracy_sweep(dataset, size: dict, device: str) -> list:
     """The bunny fit's training at several batch sizes and learning rates: seconds and test errors, to
     choose the GPU defaults."""
-    defaults = fit_defaults(3, device=device)
+    defaults = recipe_for(3, device=device)
     rows = []
     for batch, epochs, lr, precision in size["sweep"]:
         config = TrainingConfig(**{**defaults.training, "batch_size": batch, "epochs": epochs, "lr": lr,
@@ -239,15 +240,17 @@ def step_profile(dataset, model: dict, batch: int, device: str, out: Path) -> di
     """Kernels per eager training step and where the device time goes (``profile.txt``)."""
     from torch.profiler import ProfilerActivity, profile
 
-    trainer = Trainer(dataset, model, TrainingConfig(epochs=1, batch_size=batch, checkpoint_every=0), device=device)
-    state = trainer._start()
+    config = TrainingConfig(epochs=1, batch_size=batch, checkpoint_every=0, cuda_graph=False)  # eager steps
+    trainer = Trainer(dataset, model, config, device=device)
+    state = trainer.start(log=False)
+    state.shuffle(trainer.device)
     for _ in range(5):
-        trainer._step(state)
+        trainer.step(state)
     steps = 5
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     with profile(activities=activities) as prof:
         for _ in range(steps):
-            trainer._step(state)
+            trainer.step(state)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
     kernels = sum(1 for event in prof.events() if event.device_type == torch.autograd.DeviceType.CUDA)

@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); uses ../shared/data for two of the shapes:
 
-    .venv/bin/python benchmarks/many.py
+    .venv/bin/python -m benchmarks.many
 
 Each configuration is a fresh `lipsdf fit-many` process into a fresh folder, as a user would run it
 (Ray's runs start their own local Ray instance, which is part of what Ray costs). Writes
@@ -45,6 +45,9 @@ def run(engine: str, workers: int, folder: Path) -> dict:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if not DATA.is_dir():
         sys.exit(f"needs {DATA}")
     scratch = Path(tempfile.mkdtemp())

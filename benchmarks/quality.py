@@ -2,14 +2,14 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/quality.py [--budget-3d SECONDS] [--budget-2d SECONDS] [--shapes NAME ...]
+    .venv/bin/python -m benchmarks.quality [--budget-3d SECONDS] [--budget-2d SECONDS] [--shapes NAME ...]
 
 For each shape (bunny, spot, fandisk, suzanne, the outlines of France and
 Japan, the fandisk's feature lines (a 3D polyline) and the raw bunny scan (a
 point cloud)), the contenders train for the same wall-clock budget:
 
 * ``ours``: ``lipsdf fit``'s own CPU defaults for the shape's dimension
-  (:func:`lipsdf.pipeline.fit_defaults`: its training points, sampling,
+  (:func:`lipsdf.pipeline.recipes.recipe_for`: its training points, sampling,
   batch size, network (SLL 20 x 64; 20 x 48 for outlines), learning rate and
   Adam's beta2 (lr 5e-3 and 0.999 for meshes, 1e-2 and 0.95 for outlines),
   and bfloat16 steps for the first 3/4 of training where the CPU has them
@@ -29,11 +29,12 @@ point cloud)), the contenders train for the same wall-clock budget:
 The baselines need exact distances, so they are not run on the point cloud
 (SALD is: it needs unsigned distances only, here to the points). The
 baselines and the paper recipe train on 100k points at batch 4096, Adam.
-The number of epochs that fits the budget is measured first, by timing
-epochs of the contender's own dataset (epochs 2 to 4 of six, and under
-``bf16`` precision in float32 too), since the learning-rate and margin
-schedules need the length up front; each row reports the seconds it trained. Then every field goes through ``lipsdf eval`` against the
-input shape with the default evaluation settings. Writes
+The number of epochs that fits the budget is measured first, as
+``lipsdf fit --time`` does it (the step timed on the contender's own
+dataset), since the learning-rate and margin schedules need the length up
+front; each row reports the seconds it trained. Then every field goes
+through ``lipsdf eval`` against the input shape with the default
+evaluation settings. Writes
 benchmarks/results/quality.json and quality.md.
 """
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -51,9 +53,10 @@ import torch
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import fit_defaults
+from lipsdf.pipeline.budget import PROBE_SECONDS
+from lipsdf.pipeline.recipes import recipe_for
 from lipsdf.sampling import sample
-from lipsdf.training import BF16_SHARE, Trainer, TrainingConfig, model_config
+from lipsdf.training import Trainer, TrainingConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -92,33 +95,20 @@ def settings(contender: str, shape, n: int) -> tuple[str, dict, dict, dict]:
     if mode == "signed" and not shape.has_inside:  # the feature lines: unsigned is the only field
         mode = "unsigned"
     if model is FIT:
-        defaults = fit_defaults(shape.dim, device="cpu", signed=mode == "signed" and shape.kind != "pointcloud")
+        defaults = recipe_for(shape.dim, device="cpu", signed=mode == "signed" and shape.kind != "pointcloud")
         training = {key: value for key, value in defaults.training.items() if key not in ("epochs", "checkpoint_every")}
         return mode, {**defaults.sampling, "n_test": TEST_POINTS}, {"arch": "sll", **defaults.model}, training
     return mode, {"n": n, "n_test": TEST_POINTS}, model, training
 
 
-def epoch_seconds(dataset: PointDataset, model: dict, training: dict) -> float:
-    """Seconds of one epoch of ``dataset``, timed on the dataset itself: the mean of epochs 2 to 4 of six,
-    which are steady (the first includes the set-up) and, under ``bf16`` precision, all in bfloat16 steps.
-    The whole dataset, not a slice of it: an epoch's fixed costs (its test errors, the surface level) weigh
-    on a slice's few steps more than on a full epoch's, which made the estimate low; and three epochs, since
-    one epoch's time on this shared machine moves by 10-15%."""
-    record = []
-    trainer = Trainer(dataset, model, TrainingConfig(epochs=6, checkpoint_every=0, **training),
-                      callback=lambda r: record.append(time.perf_counter()))
-    trainer.run()
-    return (record[3] - record[0]) / 3
-
-
 def epochs_for_budget(dataset: PointDataset, model: dict, budget: float, training: dict) -> int:
-    """Epochs of ``dataset`` that fit in ``budget`` seconds (each epoch includes the test evaluation); under
-    ``bf16`` precision, BF16_SHARE of them at the bfloat16 rate and the rest at the float32 one."""
-    seconds = epoch_seconds(dataset, model, training)
-    if training.get("matmul_precision") == "bf16":
-        float32 = epoch_seconds(dataset, model, {**training, "matmul_precision": "float32"})
-        seconds = BF16_SHARE * seconds + (1 - BF16_SHARE) * float32
-    return max(1, int(budget / seconds))
+    """Epochs of ``dataset`` that fit in ``budget`` seconds of training, by the mechanism ``lipsdf fit --time``
+    uses: the step and the epoch's end timed on the dataset itself (:meth:`lipsdf.training.Trainer.step_cost`;
+    under ``bf16`` precision both kinds of step)."""
+    config = TrainingConfig(epochs=1, checkpoint_every=0, **training)
+    cost = Trainer(dataset, model, config).step_cost(PROBE_SECONDS)
+    steps_per_epoch = math.ceil(len(dataset.points) / min(config.batch_size, len(dataset.points)))
+    return cost.epochs_within(budget, steps_per_epoch)
 
 
 def run_shape(name: str, budget: float, n: int, contenders: list[str], epochs_given: dict[str, int]) -> dict:
@@ -248,8 +238,8 @@ def main() -> None:
                              "at the time another actually trained)")
     parser.add_argument("--merge", action="store_true",
                         help="update benchmarks/results/quality.json with these shapes and contenders only")
-    parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results, and "
-                                                       "compare them with the committed run in quality_rerun.md")
+    parser.add_argument("--output", default=None, help="write results here instead of benchmarks/results, with "
+                                                       "a comparison against the committed run beside them")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"needs the shared data in {DATA}")
@@ -276,7 +266,7 @@ def main() -> None:
     if args.output:
         Path(args.output).write_text(json.dumps(results, indent=2))
         committed = json.loads((RESULTS / "quality.json").read_text())
-        (RESULTS / "quality_rerun.md").write_text(comparison(committed, results))
+        Path(args.output).with_suffix(".md").write_text(comparison(committed, results))
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/query.py [--device cpu|cuda] [--resolutions 128 256 512]
+    .venv/bin/python -m benchmarks.query [--device cpu|cuda] [--resolutions 128 256 512]
 
-Fields (trained once, then cached in out/bench/; delete them to retrain):
+Fields (made once, then cached in out/bench/; delete them to remake):
 
-* ``bunny_sll.pt``: SLL 20 x 128, hKR on a 200k-point signed dataset, 40 epochs,
-  default (lipsdf) recipe;
+* ``bunny_fit.pt``: the field of ``lipsdf fit`` with its defaults (``benchmarks.defaults`` leaves its
+  bunny field there; otherwise this script runs that fit, 10 minutes on a 2-core CPU);
 * ``bunny_siren.pt``: SIREN 5 x 256 fitted to exact distances (200k-point
-  ``dist`` dataset) with the eikonal term, 40 epochs.
+  ``dist`` dataset) with the eikonal term, 40 epochs: a field that is not 1-Lipschitz, for tracing.
 
 Measures, in one run: network evaluations and seconds of dense and pruned
 marching cubes at each resolution, and whether the two meshes are identical;
@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
-
+from benchmarks.provenance import provenance
 from lipsdf.field import NeuralField
 from lipsdf.query import contour, orbit_camera, sample_surface, skeleton, trace_image
 from lipsdf.query.trace import shape_framing
@@ -54,10 +51,10 @@ def trained_fields() -> dict[str, Path]:
     """The bunny fields, trained with the CLI unless cached."""
     CACHE.mkdir(parents=True, exist_ok=True)
     bunny = str(DATA / "meshes" / "stanford-bunny.obj")
-    fields = {"sll": CACHE / "bunny_sll.pt", "siren": CACHE / "bunny_siren.pt"}
+    fields = {"sll": CACHE / "bunny_fit.pt", "siren": CACHE / "bunny_siren.pt"}
     if not fields["sll"].exists():
-        lipsdf("sample", bunny, "-n", "200000", "-o", str(CACHE / "bunny_signed.npz"))
-        lipsdf("train", str(CACHE / "bunny_signed.npz"), "--epochs", "40", "-o", str(fields["sll"]))
+        lipsdf("fit", bunny, "-o", str(CACHE / "bunny_fit"))
+        shutil.copyfile(CACHE / "bunny_fit" / "stanford-bunny.pt", fields["sll"])
     if not fields["siren"].exists():
         lipsdf("sample", bunny, "--mode", "dist", "-n", "200000", "-o", str(CACHE / "bunny_dist.npz"))
         lipsdf("train", str(CACHE / "bunny_dist.npz"), "--arch", "siren", "--epochs", "40",
@@ -129,8 +126,8 @@ def write_results(results: dict) -> None:
     suffix = "" if results["device"] == "cpu" else f"_{results['device']}"
     (RESULTS / f"query{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# Query benchmark", "",
-             f"Machine: {results['machine']}, device {results['device']}. Run: `{results['command']}` on "
-             f"{results['date']}. Fields: {results['fields']}.", "",
+             f"Machine: {results['machine']}, device {results['device']}. Run: `{results['command']}` at commit "
+             f"{results['commit']} on {results['date']}. Fields: {results['fields']}.", "",
              "## Marching cubes of the zero level: dense grid vs Lipschitz-pruned (same run)", "",
              "| resolution | dense evaluations | dense s | pruned evaluations | pruned s | fewer evaluations "
              "| less time | triangles | identical output |", "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -162,12 +159,9 @@ def main() -> None:
         return
     siren = NeuralField.load(paths["siren"], device=args.device)
     results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-                   + (f", {torch.cuda.get_device_name()}" if args.device.startswith("cuda") else ""),
-        "device": args.device,
-        "command": "python benchmarks/query.py " + " ".join(sys.argv[1:]),
-        "date": time.strftime("%Y-%m-%d"),
-        "fields": "SLL 20 x 128 (hKR, 40 epochs) and SIREN 5 x 256 (distance fit, 40 epochs) on the bunny",
+        **provenance(), "device": args.device,
+        "fields": f"lipsdf fit's default field ({sll.arch.upper()} {sll.model_config['layers']} x "
+                  f"{sll.model_config['width']}, {sll.summary['epochs']} epochs) and SIREN 5 x 256 (distance fit, 40 epochs) on the bunny",
     }
     centre, radius = shape_framing(sll)
     camera = orbit_camera(centre, radius, width=IMAGE_SIZE, height=IMAGE_SIZE)

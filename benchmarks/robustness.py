@@ -2,9 +2,9 @@
 
 Run by hand (not part of the tests):
 
-    .venv/bin/python benchmarks/robustness.py [--cases-per-mutation 1000]
+    .venv/bin/python -m benchmarks.robustness [--cases-per-mutation 1000]
 
-Every (format, mutation, seed) case is built and judged by tests/fuzzing.py, as in `make test`
+Every (format, mutation, seed) case is built and judged by benchmarks/fuzzing.py, as in `make test`
 (which runs a sample of them): loading must give a valid result or one LipsdfError line, within
 10 s and 256 MiB. Writes benchmarks/results/robustness.json and robustness.md.
 """
@@ -15,7 +15,6 @@ import argparse
 import collections
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import fuzzing
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-import fuzzing  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/step_cost.py
+    .venv/bin/python -m benchmarks.step_cost
 
 Times epochs of :class:`lipsdf.training.Trainer` (``fit-hinge``, batch 2048) on 100k signed points of the
 France outline, for SLL 20 x 48 (fit's outline network) and 20 x 64 (its mesh network): float32 against
@@ -17,15 +17,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from lipsdf.geometry.io import load_shape
-from lipsdf.pipeline import SIGNED_SAMPLING
+from lipsdf.pipeline.recipes import SIGNED_SAMPLING
 from lipsdf.sampling import sample
-from lipsdf.training import Trainer, TrainingConfig, model_config
+from lipsdf.training import EpochRecords, Trainer, TrainingConfig, model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -36,14 +37,18 @@ BATCH, POINTS = 2048, 100_000
 def epoch_seconds(data, width: int, threads: int, **training) -> tuple[float, float]:
     """(first epoch's seconds from the start, mean seconds of epochs 2 and 3)."""
     torch.set_num_threads(threads)
-    marks = [time.perf_counter()]
+    started, epochs = time.perf_counter(), EpochRecords()
     config = TrainingConfig(epochs=4, batch_size=BATCH, checkpoint_every=0, **training)
     Trainer(data, model_config("signed", data.dim, arch="sll", width=width, layers=20), config,
-            callback=lambda record: marks.append(time.perf_counter())).run()
+            callbacks=[epochs]).run()
+    marks = [started, *epochs.ended]
     return marks[1] - marks[0], (marks[3] - marks[1]) / 2
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return
     if not DATA.is_dir():
         raise SystemExit(f"needs the shared data in {DATA}")
     data = sample(load_shape(DATA / "polylines2d" / "fra.obj"), "signed", n=POINTS, n_test=20_000, seed=0,

@@ -2,7 +2,7 @@
 
 Run by hand (not part of the tests); needs ../shared/data:
 
-    .venv/bin/python benchmarks/train.py [--budget SECONDS] [--device cpu|cuda]
+    .venv/bin/python -m benchmarks.train [--budget SECONDS] [--device cpu|cuda]
 
 Compares, for the paper's SLL 20 x 128 network and the hKR loss:
 
@@ -48,7 +48,7 @@ from lipsdf.losses import hkr_loss
 from lipsdf.nn import build_model
 from lipsdf.query import contour
 from lipsdf.sampling import sample
-from lipsdf.training import Trainer, TrainingConfig
+from lipsdf.training import EpochRecords, Trainer, TrainingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -96,9 +96,9 @@ def trainer_seconds(dataset: PointDataset, batch: int, batches: int, device: str
     data = resized(dataset, batch * batches)
     config = TrainingConfig(epochs=2, batch_size=batch, recipe=recipe, checkpoint_every=0, compile=compile,
                             loss="hkr")
-    records = []
-    Trainer(data, MODEL, config, device=device, callback=records.append).run()
-    return records[1]["seconds"] - records[0]["seconds"]
+    epochs = EpochRecords()
+    Trainer(data, MODEL, config, device=device, callbacks=[epochs]).run()
+    return epochs.records[1]["seconds"] - epochs.records[0]["seconds"]
 
 
 def throughput(dataset: PointDataset, device: str, batches: int = 300) -> dict:

@@ -18,7 +18,7 @@ LAYERS = [
     ["lipsdf.version", "lipsdf.errors"],
     ["lipsdf.files", "lipsdf.progress"],
     ["lipsdf.geometry.winding", "lipsdf.geometry.normalize"],
-    ["lipsdf.geometry.shapes"],
+    ["lipsdf.geometry.shapes", "lipsdf.geometry.readers"],
     ["lipsdf.geometry.primitives", "lipsdf.geometry.normals", "lipsdf.geometry.surface"],
     ["lipsdf.geometry.distance", "lipsdf.geometry.io"],
     ["lipsdf.geometry"],
@@ -30,6 +30,10 @@ LAYERS = [
     ["lipsdf.nn"],
     ["lipsdf.losses"],
     ["lipsdf.field"],
+    ["lipsdf.training.log", "lipsdf.training.config", "lipsdf.training.offset"],
+    ["lipsdf.training.step"],
+    ["lipsdf.training.checkpoints"],
+    ["lipsdf.training.trainer"],
     ["lipsdf.training"],
     ["lipsdf.query.grid"],
     ["lipsdf.query.contour"],
@@ -37,6 +41,9 @@ LAYERS = [
     ["lipsdf.query"],
     ["lipsdf.evaluate", "lipsdf.render"],
     ["lipsdf.collection"],
+    ["lipsdf.pipeline.recipes", "lipsdf.pipeline.options", "lipsdf.pipeline.budget"],
+    ["lipsdf.pipeline.single"],
+    ["lipsdf.pipeline.many"],
     ["lipsdf.pipeline"],
     ["lipsdf.cli_parser"],
     ["lipsdf.cli"],
@@ -136,3 +143,18 @@ def test_importing_the_package_stays_light():
 
     code = "import lipsdf, sys; assert 'torch' not in sys.modules; lipsdf.fit; assert 'torch' in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_modules_and_functions_stay_small():
+    """Small modules with one job: none over 500 lines, no function over 80, the Trainer under 200."""
+    long_modules, long_functions = [], []
+    for path in SOURCE.rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > 500:
+            long_modules.append(path.name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long_functions.append(f"{path.name}:{node.name}")
+            if isinstance(node, ast.ClassDef) and node.name == "Trainer":
+                assert node.end_lineno - node.lineno < 200
+    assert long_modules == [] and long_functions == []

@@ -73,12 +73,12 @@ def test_eval_prints_a_table_and_writes_json(circle_fit, tmp_path, capsys):
 
 
 def test_fit_that_fails_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
-    import lipsdf.pipeline
+    import lipsdf.pipeline.single
 
     def fail(*args, **kwargs):
         raise LipsdfError("the evaluation failed")
 
-    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", fail)  # failed at the last stage
+    monkeypatch.setattr(lipsdf.pipeline.single, "evaluate_field", fail)  # failed at the last stage
     assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 2
     assert not (tmp_path / "out").exists()
     (tmp_path / "kept").mkdir()
@@ -88,12 +88,12 @@ def test_fit_that_fails_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
 
 
 def test_fit_interrupted_after_training_keeps_its_staging_to_resume(tmp_path, capsys, monkeypatch):
-    import lipsdf.pipeline
+    import lipsdf.pipeline.single
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(lipsdf.pipeline, "evaluate_field", stop)
+    monkeypatch.setattr(lipsdf.pipeline.single, "evaluate_field", stop)
     assert main(["fit", "builtin:circle", "-o", str(tmp_path / "out"), *TINY_FIT]) == 130
     assert "continue with `lipsdf fit --resume" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == [".lipsdf-fit"]
@@ -186,7 +186,6 @@ def test_errors_name_the_flag_at_fault(tmp_path, capsys, argv, flag):
 
 
 def test_help_shows_the_defaults_of_the_config_objects(capsys):
-    from lipsdf.pipeline import fit_defaults
     from lipsdf.sampling import SamplingConfig
     from lipsdf.training import TrainingConfig
 
@@ -196,39 +195,31 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert f"training points (default: {SamplingConfig().n})" in text
     assert f"passes over the training points (default: {TrainingConfig().epochs})" in text
-
-    def epochs(signed):
-        full_3d, full_2d, quick_3d, quick_2d = [fit_defaults(dim, quick, signed=signed).training["epochs"]
-                                                for quick in (False, True) for dim in (3, 2)]
-        return f"{full_3d} in 3D, {full_2d} in 2D; quick: {quick_3d}, {quick_2d}"
-
-    assert f"(default: {epochs(True)}; unsigned fields and point clouds: {epochs(False)})" in text
+    assert "passes over the training points (default: as many as fit in the time budget, --time)" in text
+    assert "(default: 10 min for a mesh or a 3D polyline, 3 min for an outline, 1 min with --quick, on a CPU" in text
+    assert "fit-hinge where it has exact distances" in text  # train's default loss
     assert "(default: 0.25; unsigned fields and point clouds: 0.5)" in text
     sigmas = "0.003 0.01 0.05 in 3D, 0.002 0.006 0.03 in 2D; quick: 0.003 0.01 0.05, 0.002 0.006 0.03"
     assert f"(default: {sigmas}; unsigned fields and point clouds: 0.01 0.05)" in text
     assert "(default: 0.005 in 3D, 0.01 in 2D; quick: 0.01, 0.01; unsigned fields and point clouds: 0.005)" in text
     assert "(default: 0.999 in 3D, 0.95 in 2D; quick: 0.95, 0.95; unsigned fields and point clouds: 0.999)" in text
+    assert "measured" not in text and "benchmark" not in text  # no help text quotes a benchmark
 
 
 def test_fit_trains_with_bfloat16_steps_only_where_the_cpu_has_them_natively(monkeypatch):
-    """Emulated bfloat16 is slower than float32: the defaults use it, and the epochs it buys, only where it
-    is native; the paper recipe stays float32; a GPU keeps TF32."""
-    import lipsdf.pipeline
-    from lipsdf.pipeline import fit_defaults
+    """Emulated bfloat16 is slower than float32: the recipes use it only where it is native; the paper
+    recipe stays float32; a GPU keeps TF32."""
+    import lipsdf.pipeline.recipes
+    from lipsdf.pipeline import recipe_for
 
     for native in (True, False):
-        monkeypatch.setattr(lipsdf.pipeline, "bf16_is_fast", lambda device, native=native: native)
+        monkeypatch.setattr(lipsdf.pipeline.recipes, "bf16_is_fast", lambda device, native=native: native)
         for dim in (2, 3):
             for quick in (False, True):
-                training = fit_defaults(dim, quick).training
+                training = recipe_for(dim, quick).training
                 assert training.get("matmul_precision") == ("bf16" if native else None)
-                assert "matmul_precision" not in fit_defaults(dim, quick, recipe="paper").training
-                assert fit_defaults(dim, quick, device="cuda").training["matmul_precision"] == "tf32"
-        if native:
-            bf16_epochs = {signed: fit_defaults(3, signed=signed).training["epochs"] for signed in (True, False)}
-    for signed in (True, False):
-        assert bf16_epochs[signed] > fit_defaults(3, signed=signed).training["epochs"]
-    assert fit_defaults(3, signed=False).training["epochs"] == fit_defaults(3, recipe="paper").training["epochs"]
+                assert "matmul_precision" not in recipe_for(dim, quick, recipe="paper").training
+                assert recipe_for(dim, quick, device="cuda").training["matmul_precision"] == "tf32"
 
 
 def test_signed_fits_draw_most_points_near_the_surface():
@@ -273,11 +264,11 @@ def test_signed_fits_draw_most_points_near_the_surface():
 
 
 def test_fit_checks_every_setting_before_sampling(tmp_path, monkeypatch):
-    import lipsdf.pipeline
+    import lipsdf.pipeline.single
 
-    monkeypatch.setattr(lipsdf.pipeline, "sample", lambda *args, **kwargs: pytest.fail("sampled anyway"))
+    monkeypatch.setattr(lipsdf.pipeline.single, "sample", lambda *args, **kwargs: pytest.fail("sampled anyway"))
     with pytest.raises(LipsdfError, match="width"):
-        lipsdf.pipeline.fit("builtin:circle", tmp_path / "o", model={"arch": "sll", "width": 1})
+        lipsdf.pipeline.single.fit("builtin:circle", tmp_path / "o", model={"arch": "sll", "width": 1})
     assert not (tmp_path / "o").exists()
 
 
@@ -297,12 +288,12 @@ def test_missing_or_conflicting_inputs_are_one_line_status_2(tmp_path, capsys, m
 
 def test_sampling_in_a_forked_process_gives_the_same_dataset():
     """A GPU fit samples in a forked process while it loads its kernels: the data must not change."""
-    from lipsdf.pipeline import _sample_in_fork, plan_fit
+    from lipsdf.pipeline.single import plan_fit, sample_in_fork
     from lipsdf.sampling import sample
 
     plan = plan_fit("builtin:torus", sampling={"n": 3000, "n_test": 500}, device="cpu")
     ran = []
-    forked = _sample_in_fork(plan, quiet=True, meanwhile=lambda: ran.append(True))
+    forked = sample_in_fork(plan, quiet=True, meanwhile=lambda: ran.append(True))
     direct = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=True)
     assert ran and forked.mode == direct.mode
     for name, array in direct.arrays.items():

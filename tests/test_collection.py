@@ -6,7 +6,7 @@ import json
 import pytest
 
 from lipsdf.cli import main
-from lipsdf.collection import find_inputs, fingerprint, split_options
+from lipsdf.collection import find_inputs, fingerprint
 from lipsdf.errors import LipsdfError
 from lipsdf.geometry.io import save_shape
 from lipsdf.geometry.primitives import circle, sphere
@@ -42,13 +42,23 @@ def test_manifests_give_paths_relative_to_themselves_with_options(tmp_path):
 
 
 def test_per_shape_options_go_to_their_config():
-    fields = {"sampling": ["n", "near_sigmas"], "training": ["epochs", "lr"], "evaluation": ["n_pairs"]}
-    keywords = split_options({"n": 10, "epochs": 3, "width": 8, "eval_n_pairs": 5, "mode": "unsigned", "seed": 7},
-                             fields)
-    assert keywords == {"sampling": {"n": 10, "seed": 7}, "training": {"epochs": 3, "seed": 7}, "model": {"width": 8},
-                        "evaluation": {"n_pairs": 5, "seed": 7}, "mode": "unsigned"}
+    from lipsdf.pipeline import FitOptions
+
+    options = FitOptions.from_flat({"n": 10, "epochs": 3, "width": 8, "eval_n_pairs": 5, "mode": "unsigned", "seed": 7,
+                                    "time": "1m30s", "recipe": "paper"})
+    assert (options.sampling, options.training, options.model, options.evaluation) == (
+        {"n": 10}, {"epochs": 3}, {"width": 8}, {"n_pairs": 5})
+    assert (options.mode, options.seed, options.time, options.recipe) == ("unsigned", 7, 90.0, "paper")
+    assert options.seeded("sampling") == {"n": 10, "seed": 7} and options.seeded("model") == {"width": 8}
+    # a row's options go on top of the command line's: groups key by key
+    common = FitOptions(quick=True, training={"lr": 1e-3, "epochs": 9}, time=60)
+    merged = common.merged({"epochs": 3, "arch": "mlp"})
+    assert merged.training == {"lr": 1e-3, "epochs": 3} and merged.model == {"arch": "mlp"}
+    assert merged.quick and merged.time == 60.0
     with pytest.raises(LipsdfError, match="unknown per-shape option 'colour'"):
-        split_options({"colour": "red"}, fields)
+        FitOptions.from_flat({"colour": "red"})
+    with pytest.raises(LipsdfError, match="duration"):
+        FitOptions.from_flat({"time": "soon"})
 
 
 def test_fingerprint_follows_content_and_settings(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import fuzzing
+from benchmarks import fuzzing
 from lipsdf.cli import main
 from lipsdf.errors import DatasetError, InputFileError, LipsdfError
 from lipsdf.dataset import PointDataset

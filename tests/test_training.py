@@ -12,7 +12,7 @@ from lipsdf.field import NeuralField
 from lipsdf.geometry.primitives import circle, helix, sphere
 from lipsdf.geometry.shapes import PointCloud
 from lipsdf.losses import LOSSES
-from lipsdf.render import preview_writer
+from lipsdf.render import PreviewWriter
 from lipsdf.sampling import sample
 from lipsdf.training import Trainer, TrainingConfig, TrainingDiverged, train
 
@@ -86,7 +86,7 @@ def test_the_step_reads_nothing_back_from_the_device(monkeypatch):
     data = sample(CASES["circle"][0](), "signed", n=2_000, n_test=200, seed=0)
     for loss in ("fit-hinge", "hkr"):
         trainer = Trainer(data, SMALL, TrainingConfig(epochs=2, batch_size=256, checkpoint_every=0, loss=loss))
-        run = trainer._start()
+        run = trainer.start()
 
         def refuse(*args, **kwargs):
             raise AssertionError("a device value was read in the step")
@@ -95,7 +95,7 @@ def test_the_step_reads_nothing_back_from_the_device(monkeypatch):
             for name in ("item", "__float__", "__bool__", "__int__", "tolist", "cpu", "numpy"):
                 patch.setattr(torch.Tensor, name, refuse)
             for _ in range(3):
-                trainer._step(run)
+                trainer.step(run)
         assert float(run.step_count) == 3
 
 
@@ -234,7 +234,7 @@ def test_world_units_and_logs(tmp_path):
     data = sample(make_shape(), "signed", n=4_000, n_test=1_000, seed=0)
     out, log = tmp_path / "c.pt", tmp_path / "c.jsonl"
     config = TrainingConfig(epochs=4, batch_size=1000, checkpoint_every=2)
-    field = train(data, SMALL, config, output=out, log=log, on_checkpoint=preview_writer(tmp_path / "c.png"))
+    field = train(data, SMALL, config, output=out, log=log, callbacks=[PreviewWriter(tmp_path / "c.png")])
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     for key in ("loss", "mae", "max_error", "sign_accuracy", "seconds", "lam", "margin", "lr"):
@@ -315,7 +315,7 @@ def test_bad_training_options_are_clear_errors(bad):
 def test_adam_beta2_reaches_the_optimiser(tmp_path):
     data = sample(CASES["circle"][0](), "signed", n=2_000, n_test=200, seed=0)
     config = TrainingConfig(epochs=2, batch_size=256, checkpoint_every=0, adam_beta2=0.95)
-    assert Trainer(data, SMALL, config)._start().optimiser.param_groups[0]["betas"] == (0.9, 0.95)
+    assert Trainer(data, SMALL, config).start().optimiser.param_groups[0]["betas"] == (0.9, 0.95)
     x = np.random.default_rng(0).uniform(-1, 1, size=(500, 2))
     short_memory = train(data, SMALL, config)(x)
     assert not np.allclose(short_memory, train(data, SMALL, dataclasses.replace(config, adam_beta2=0.999))(x))

@@ -30,7 +30,8 @@ _API = {
     "skeleton": "lipsdf.query.skeleton", "sphere_trace": "lipsdf.query.trace", "trace_image": "lipsdf.query.trace",
     "orbit_camera": "lipsdf.query.trace", "Camera": "lipsdf.query.trace",
     "evaluate_field": "lipsdf.evaluate", "EvaluationConfig": "lipsdf.evaluate", "Metrics": "lipsdf.metrics",
-    "fit": "lipsdf.pipeline",
+    "FitOptions": "lipsdf.pipeline", "plan_fit": "lipsdf.pipeline", "fit": "lipsdf.pipeline",
+    "fit_many": "lipsdf.pipeline",
 }
 
 __all__ = ["LipsdfError", "__version__", *_API]

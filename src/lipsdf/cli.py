@@ -13,10 +13,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from lipsdf.cli_parser import EXIT_USAGE, build_parser, flag_of, given
 from lipsdf.errors import InputFileError, Interrupted, LipsdfError
+
+if TYPE_CHECKING:
+    from lipsdf.pipeline.options import FitOptions
 
 
 # --------------------------------------------------------------------------- commands
@@ -67,7 +70,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from lipsdf.dataset import PointDataset
-    from lipsdf.render import preview_writer
+    from lipsdf.render import PreviewWriter
     from lipsdf.training import Trainer, TrainingConfig, model_config, read_checkpoint
 
     state = None
@@ -92,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if state is None:
         model = model_config(dataset.mode, dataset.dim, **given(args, "model"))
     trainer = Trainer(dataset, model, config, device=args.device, output=output, log=log, quiet=args.quiet,
-                      on_checkpoint=preview_writer(args.preview) if args.preview else None, resume=state)
+                      callbacks=[PreviewWriter(args.preview)] if args.preview else [], resume=state)
     _say(args, f"{dataset_path}: {dataset.mode} dataset, {len(dataset.points)} points ({dataset.kind}); training "
                f"{model['arch']} {model['layers']} x {model['width']} with {trainer.loss_name} on {trainer.device}"
                + (f", from epoch {state['epoch']} of {config.epochs}" if state else ""))
@@ -154,10 +157,10 @@ def cmd_mesh(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_surface(args: argparse.Namespace) -> int:
-    from lipsdf.geometry.io import save_points
+    from lipsdf.geometry.io import POINT_FORMATS, save_points
     from lipsdf.query.project import sample_surface
 
-    output = _output(args.output, f"{_stem(args.field)}_surface.ply", (".ply", ".xyz", ".txt", ".npz"), "points file")
+    output = _output(args.output, f"{_stem(args.field)}_surface.ply", POINT_FORMATS, "points file")
     level = 0.0 if args.iso is None else args.iso
     samples = sample_surface(_load_field(args), args.n, level, seed=args.seed, repulsion_steps=args.repulsion_steps,
                              resolution=args.res, batch_size=args.batch_size)
@@ -168,10 +171,10 @@ def cmd_sample_surface(args: argparse.Namespace) -> int:
 
 
 def cmd_skeleton(args: argparse.Namespace) -> int:
-    from lipsdf.geometry.io import save_points
+    from lipsdf.geometry.io import POINT_FORMATS, save_points
     from lipsdf.query.skeleton import skeleton
 
-    output = _output(args.output, f"{_stem(args.field)}_skeleton.ply", (".ply", ".xyz", ".txt", ".npz"), "points file")
+    output = _output(args.output, f"{_stem(args.field)}_skeleton.ply", POINT_FORMATS, "points file")
     result = skeleton(_load_field(args), args.res, args.threshold, refine=not args.no_refine, bounds=args.bounds,
                       batch_size=args.batch_size, quiet=args.quiet)
     if len(result.points) == 0:
@@ -233,24 +236,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fit_options(args: argparse.Namespace) -> "FitOptions":
+    """The fit options that ``fit`` and ``fit-many`` were given."""
+    from lipsdf.pipeline.options import FitOptions
+
+    return FitOptions(mode=args.mode, kind=args.kind, quick=args.quick, time=args.time, seed=args.seed,
+                      resolution=args.res, image_size=args.image_size, device=args.device,
+                      **{group: given(args, group) for group in ("sampling", "training", "model", "evaluation")})
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from lipsdf.geometry.io import shape_name
-    from lipsdf.pipeline import fit
+    from lipsdf.pipeline.single import fit
 
-    options = {group: given(args, group) for group in ("sampling", "training", "model", "evaluation")}
-    if args.resume and (args.shape or args.output or any(options.values())):
+    options = _fit_options(args)
+    asked = any(getattr(options, group) for group in ("sampling", "training", "model", "evaluation"))
+    if args.resume and (args.shape or args.output or asked or args.time is not None):
         raise LipsdfError("a resumed fit keeps the shape, folder and settings it started with; give only "
                           "--resume OUTDIR (and --device, -q)", option="resume")
     if not args.resume and args.shape is None:
         raise LipsdfError("give a shape to fit (or --resume OUTDIR)")
     output = Path(args.resume or args.output or f"{shape_name(args.shape)}_fit")
-    seed = {"seed": args.seed}
     try:
-        result = fit(args.shape, output, quick=args.quick, mode=args.mode, kind=args.kind,
-                     sampling={**options["sampling"], **seed}, training={**options["training"], **seed},
-                     model=options["model"], evaluation={**options["evaluation"], **seed}, resolution=args.res,
-                     image_size=args.image_size, device=args.device, quiet=args.quiet,
-                     say=lambda message: _say(args, message), resume=bool(args.resume))
+        result = fit(args.shape, output, options, quiet=args.quiet, say=lambda message: _say(args, message),
+                     resume=bool(args.resume))
     except KeyboardInterrupt as stop:
         if getattr(stop, "kept", ""):
             stop.kept += f"; continue with `lipsdf fit --resume {output}`"
@@ -263,15 +272,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def cmd_fit_many(args: argparse.Namespace) -> int:
     from lipsdf.collection import summary_table
-    from lipsdf.pipeline import fit_many
+    from lipsdf.pipeline.many import fit_many
 
-    options = {group: given(args, group) for group in ("sampling", "training", "model", "evaluation")}
-    seed = {"seed": args.seed}
-    rows = fit_many(args.inputs, args.output, workers=args.workers, engine=args.engine, ray_address=args.ray_address,
-                    quick=args.quick, mode=args.mode, kind=args.kind, sampling={**options["sampling"], **seed},
-                    training={**options["training"], **seed}, model=options["model"],
-                    evaluation={**options["evaluation"], **seed}, resolution=args.res, image_size=args.image_size,
-                    device=args.device, quiet=args.quiet, say=lambda message: _say(args, message))
+    rows = fit_many(args.inputs, args.output, _fit_options(args), workers=args.workers, engine=args.engine,
+                    ray_address=args.ray_address, quiet=args.quiet, say=lambda message: _say(args, message))
     failed = sum(row.status == "failed" for row in rows)
     _say(args, f"{summary_table(rows)}{len(rows) - failed} of {len(rows)} shapes fitted or up to date; "
                f"summary in {Path(args.output) / 'summary.csv'} and summary.md")

@@ -2,7 +2,7 @@
 
 Options that set a config field (sampling, training, evaluation) are made from the config
 classes themselves: one flag per field, its help from the field's docstring, its default from
-the config (for ``fit``, from :func:`lipsdf.pipeline.fit_defaults`), so help and behaviour
+the config (for ``fit``, from :func:`lipsdf.pipeline.recipes.recipe_for`), so help and behaviour
 cannot drift apart. :mod:`lipsdf.cli` runs the commands.
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from lipsdf.version import __version__
 
 EXIT_USAGE = 2
+Command = Callable[..., argparse.ArgumentParser]  # adds one command to the parser
 SHAPE_HELP = "shape file (.obj .ply .off .stl .mesh .xyz .txt .npz .geojson) or builtin:NAME"
 
 
@@ -30,6 +31,20 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _duration(text: str) -> float:
+    from lipsdf.errors import LipsdfError
+    from lipsdf.pipeline.options import parse_duration
+
+    try:
+        return parse_duration(text)
+    except LipsdfError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min"
 
 
 # --------------------------------------------------------------------------- options made from config classes
@@ -69,10 +84,13 @@ def _field_help(cls: type) -> dict[str, str]:
 
 
 def _fit_default(group: str, name: str, value: Any) -> Optional[str]:
-    """The default of a fit option in words, from :func:`~lipsdf.pipeline.fit_defaults`: by dimension and
+    """The default of a fit option in words, from :func:`~lipsdf.pipeline.recipes.recipe_for`: by dimension and
     quick where they differ, and for unsigned fields and point clouds where theirs differ from the signed
-    fits of meshes and outlines."""
-    from lipsdf.pipeline import fit_defaults
+    fits of meshes and outlines. Epochs are the time budget's."""
+    from lipsdf.pipeline.recipes import recipe_for
+
+    if (group, name) == ("training", "epochs"):
+        return "as many as fit in the time budget, --time"
 
     def shown(setting: Any) -> Optional[str]:
         if setting is None:
@@ -80,7 +98,7 @@ def _fit_default(group: str, name: str, value: Any) -> Optional[str]:
         return " ".join(map(str, setting)) if isinstance(setting, tuple) else str(setting)
 
     def said(signed: bool) -> Optional[str]:
-        values = [shown(getattr(fit_defaults(dim, quick, signed=signed), group).get(name, value))
+        values = [shown(getattr(recipe_for(dim, quick, signed=signed), group).get(name, value))
                   for quick in (False, True) for dim in (3, 2)]
         if len(set(values)) == 1:
             return values[0]
@@ -138,20 +156,10 @@ def _add_model_options(p, fit: bool = False) -> None:
 
 # --------------------------------------------------------------------------- the parser
 
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``lipsdf`` parser; each command sets ``args.command``, which :mod:`lipsdf.cli` dispatches on."""
-    from lipsdf.dataset import MODES
     from lipsdf.field import DEFAULT_BATCH_SIZE
     from lipsdf.geometry.shapes import KINDS
-    from lipsdf.pipeline import ENGINES, fit_defaults
-    from lipsdf.query.contour import DEFAULT_RESOLUTION
-    from lipsdf.query.skeleton import DEFAULT_RESOLUTION as SKELETON_RESOLUTION, DEFAULT_THRESHOLD
-    from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING
-    from lipsdf.training import TrainingConfig
-
-    def res(table: dict) -> str:
-        return f"{table[3]} in 3D, {table[2]} in 2D"
 
     quiet = _Parser(add_help=False)
     quiet.add_argument("-q", "--quiet", action="store_true", help="print nothing, show no progress bar")
@@ -174,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str, description: str, parents=()) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, description=description, parents=list(parents))
 
+    _add_data_commands(command, shaped, quiet)
+    _add_fit_commands(command, shaped, quiet)
+    _add_query_commands(command, on_field, shaped, bounded)
+    _add_render_command(command, on_field)
+    return parser
+
+
+def _add_data_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None:
+    """``sample`` and ``train``."""
+    from lipsdf.dataset import MODES
+    from lipsdf.training import TrainingConfig
+
     p = command("sample", "sample a training dataset (.npz) around a shape",
                 "Sample training points around a shape file (or builtin:NAME) and write a dataset .npz.",
                 [shaped, quiet])
@@ -184,8 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
 
     p = command("train", "train a field (.pt) on a dataset",
-                "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset's "
-                "mode: hKR for signed and unsigned datasets, a distance fit for dist, SAL/SALD for sal.", [quiet])
+                "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset: "
+                "fit-hinge where it has exact distances (meshes, polylines), hKR on labels (point clouds), a "
+                "distance fit with an eikonal term for the dist baselines, SAL/SALD for sal.", [quiet])
     p.add_argument("dataset", nargs="?", help="dataset file (.npz) from `lipsdf sample` (with --resume: "
                    "default, the one the checkpoint was trained on)")
     p.add_argument("--resume", default=None, metavar="FIELD.pt",
@@ -202,16 +223,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="picture of the field at the end and, as PNG_eEPOCH.png, at each checkpoint")
     p.add_argument("-o", "--output", default=None, help="field file (default: DATASET.pt)")
 
+
+def _add_fit_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None:
+    """``fit`` and ``fit-many``."""
+    from lipsdf.dataset import MODES
+    from lipsdf.pipeline.many import ENGINES
+    from lipsdf.pipeline.recipes import recipe_for
+
     fit_options = _Parser(add_help=False)
-    fit_options.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points and "
-                             "epochs")
+    fit_options.add_argument("--quick", action="store_true", help="a preview in about a minute: fewer points, "
+                             "a coarser contour")
+    fit_options.add_argument("--time", type=_duration, default=None, metavar="DURATION",
+                             help=f"the whole fit's time budget, like 90s or 10m: the fit times its training step "
+                             f"and trains the epochs that fill it; --epochs overrides it (default: "
+                             f"{_minutes(recipe_for(3).budget)} for a mesh or a 3D polyline, "
+                             f"{_minutes(recipe_for(2).budget)} for an outline, {_minutes(recipe_for(3, True).budget)} "
+                             f"with --quick, on a CPU; {recipe_for(3, device='cuda').budget:g} s in 3D on a GPU)")
     fit_options.add_argument("--mode", choices=MODES, default=None, help="signed (default with an inside), unsigned "
                              "(default otherwise), or dist/sal for the baselines")
     fit_options.add_argument("--res", type=_positive_int, default=None, help=f"contour grid, vertices along the "
-                             f"longest side (default: {fit_defaults(3).resolution} in 3D, {fit_defaults(2).resolution} "
-                             f"in 2D; quick: {fit_defaults(3, True).resolution}, {fit_defaults(2, True).resolution})")
+                             f"longest side (default: {recipe_for(3).resolution} in 3D, {recipe_for(2).resolution} "
+                             f"in 2D; quick: {recipe_for(3, True).resolution}, {recipe_for(2, True).resolution})")
     fit_options.add_argument("--image-size", type=_positive_int, default=None, help=f"3D picture side in pixels "
-                             f"(default: {fit_defaults(3).image_size}; quick: {fit_defaults(3, True).image_size})")
+                             f"(default: {recipe_for(3).image_size}; quick: {recipe_for(3, True).image_size})")
     fit_options.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     for group, title in (("sampling", "sample"), ("training", "train"), ("evaluation", "eval")):
         options = fit_options.add_argument_group(f"{group} (as in `lipsdf {title}`)")
@@ -220,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_options(options, group, fit=True)
     p = command("fit", "shape to field in one command: sample, train, contour, render, eval",
                 "Fit a 1-Lipschitz distance field to a shape: sample, train, extract the contour, render a picture "
-                "and evaluate against the shape. --quick gives a preview in about a minute. The sample, train and "
-                "eval options pass through.", [shaped, quiet, fit_options])
+                "and evaluate against the shape, within a time budget (--time). --quick gives a preview in about a "
+                "minute. The sample, train and eval options pass through.", [shaped, quiet, fit_options])
     p.add_argument("shape", nargs="?", help=SHAPE_HELP)
     p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
     p.add_argument("--resume", default=None, metavar="OUTDIR",
@@ -240,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: worker processes on this machine (default); ray: one Ray task per shape")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="the Ray cluster to join: auto, or host:port (default: the running instance, or a local one)")
+
+
+def _add_query_commands(command: Command, on_field: _Parser, shaped: _Parser, bounded: _Parser) -> None:
+    """``eval``, ``mesh``, ``sample-surface`` and ``skeleton``."""
+    from lipsdf.query.contour import DEFAULT_RESOLUTION
+    from lipsdf.query.skeleton import DEFAULT_RESOLUTION as SKELETON_RESOLUTION, DEFAULT_THRESHOLD
+
+    def res(table: dict) -> str:
+        return f"{table[3]} in 3D, {table[2]} in 2D"
 
     p = command("eval", "measure a field against the shape it approximates",
                 "Measure a field against ground truth: distance errors and sign accuracy on uniform and near-surface "
@@ -286,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-refine", action="store_true", help="keep grid vertices instead of moving them onto the ridge")
     p.add_argument("-o", "--output", default=None, help=".ply .xyz .txt .npz (default: FIELD_skeleton.ply)")
 
+
+def _add_render_command(command: Command, on_field: _Parser) -> None:
+    from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING
+
     p = command("render", "picture of a field: 2D map, or 3D sphere tracing",
                 "2D: the field with iso-contours and its gradient norm. 3D: a shaded image by sphere tracing, "
                 "stepping by f itself, which a 1-Lipschitz field never lets overshoot.", [on_field])
@@ -316,7 +363,6 @@ def build_parser() -> argparse.ArgumentParser:
                         f"which shows a ReLU network's linear pieces as facets (default: {SHADING_SMOOTHING})")
     p.add_argument("--depth", default=None, metavar="PNG", help="3D: also write a depth image")
     p.add_argument("--normal-map", default=None, metavar="PNG", help="3D: also write a normal map")
-    return parser
 
 
 def flag_of(parser: argparse.ArgumentParser, command: str, option: str) -> Optional[str]:

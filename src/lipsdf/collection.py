@@ -1,13 +1,12 @@
-"""Collections of shapes for :func:`lipsdf.pipeline.fit_many`: finding the inputs, naming their outputs,
+"""Collections of shapes for :func:`lipsdf.pipeline.many.fit_many`: finding the inputs, naming their outputs,
 fingerprinting their settings, and the summary of a run.
 
 Inputs are shape files, ``builtin:NAME``, folders (searched recursively for readable formats) and
 manifests: ``.csv`` files with a ``path`` column, or ``.txt`` files whose first line is not a row of
 numbers (those are point clouds), with one path per line. Both give paths relative to the manifest,
 and per-shape options: further ``.csv`` columns, or ``key=value`` words after the path
-(``bunny.obj epochs=80 mode=unsigned``). Keys are the fields of the sampling and training configs,
-``arch``/``layers``/``width``, ``eval_`` plus an evaluation field, and ``mode``, ``kind``, ``quick``,
-``seed``, ``resolution``, ``image_size``.
+(``bunny.obj epochs=80 mode=unsigned time=90s``), read by
+:meth:`lipsdf.pipeline.options.FitOptions.from_flat`.
 """
 
 from __future__ import annotations
@@ -21,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from lipsdf.errors import InputFileError, LipsdfError
+from lipsdf.errors import InputFileError
 from lipsdf.files import PathLike, atomic_output, sha256_of_file
 from lipsdf.geometry.io import READ_FORMATS, shape_name
 from lipsdf.geometry.primitives import BUILTIN_PREFIX
 from lipsdf.version import __version__
 
-TOP_LEVEL_OPTIONS = ("mode", "kind", "quick", "resolution", "image_size")
-MODEL_OPTIONS = ("arch", "layers", "width")
 SUMMARY_COLUMNS = ("name", "status", "seconds", "chamfer_l1_rel", "hausdorff_rel", "normal_consistency", "mae_rel",
                    "max_pair_ratio", "input", "reason")
 
@@ -149,34 +146,11 @@ def _named(items: list[Item]) -> list[Item]:
     return items
 
 
-def split_options(options: dict[str, Any], config_fields: dict[str, Sequence[str]]) -> dict[str, Any]:
-    """Flat per-shape options (``epochs=80``) as :func:`~lipsdf.pipeline.fit` keywords
-    (``training={"epochs": 80}``); ``config_fields`` maps sampling, training and evaluation to their fields."""
-    keywords: dict[str, Any] = {"sampling": {}, "training": {}, "model": {}, "evaluation": {}}
-    for key, value in options.items():
-        if key in TOP_LEVEL_OPTIONS:
-            keywords[key] = value
-        elif key == "seed":  # one seed for sampling, training and evaluation, as the command line does
-            for group in ("sampling", "training", "evaluation"):
-                keywords[group]["seed"] = value
-        elif key in MODEL_OPTIONS:
-            keywords["model"][key] = value
-        elif key.startswith("eval_") and key[5:] in config_fields["evaluation"]:
-            keywords["evaluation"][key[5:]] = value
-        elif key in config_fields["sampling"]:
-            keywords["sampling"][key] = value
-        elif key in config_fields["training"]:
-            keywords["training"][key] = value
-        else:
-            raise LipsdfError(f"unknown per-shape option {key!r}")
-    return keywords
-
-
-def fingerprint(source: str, keywords: dict[str, Any]) -> str:
+def fingerprint(source: str, settings: dict[str, Any]) -> str:
     """SHA-256 of the input's content and of the fit settings: the same input and settings, the same
     fingerprint (how a rerun knows that a shape's outputs are up to date)."""
     content = source if source.startswith(BUILTIN_PREFIX) else sha256_of_file(source)
-    text = json.dumps({"input": content, "settings": keywords, "lipsdf": __version__}, sort_keys=True, default=list)
+    text = json.dumps({"input": content, "settings": settings, "lipsdf": __version__}, sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -48,7 +48,6 @@ REQUIRED_ARRAYS = {
     "dist": ("points", "distances", "surface_points"),
     "sal": ("points", "distances", "surface_points"),
 }
-REGION_NAMES = ("uniform", "near", "surface")
 
 
 @dataclass

@@ -174,25 +174,34 @@ def evaluate_field(field: NeuralField, shape: Shape, config: Optional[Evaluation
     gradient_norm = GradientStats.of(np.linalg.norm(field.gradient(points, batch_size=batch_size), axis=1))
     lipschitz = LipschitzCheck(config.n_pairs, lipschitz_ratio(field, config.n_pairs, config.seed, batch_size))
 
-    iso = default_level(field, config.resolution)
-    if contour is None:
-        contour = shape_contour(field, config.resolution, batch_size)
-    surface = None  # when the field has no level set in its box: nothing to compare
-    if contour is not None:
-        ours, our_normals = _contour_surface(field, contour, config.n_surface, rng, batch_size)
-        theirs, their_normals = _input_surface(shape, config.n_surface, rng)
-        # Exact point-to-surface distances both ways (sample-to-sample distances would measure the samples'
-        # spacing). An unsigned field's contour is an offset surface, ``iso`` away from its zero set.
-        to_contour = GroundTruth(contour).unsigned_distance(theirs)
-        if not signed:
-            to_contour = np.abs(to_contour - iso)
-        lengths = surface_distances(truth.unsigned_distance(ours), to_contour)
-        consistency = (None if their_normals is None else
-                       normal_consistency(ours, our_normals, theirs, their_normals))
-        surface = SurfaceMetrics(**lengths, normal_consistency=consistency,
-                                 chamfer_l1_rel=lengths["chamfer_l1"] / diagonal,
-                                 hausdorff_rel=lengths["hausdorff"] / diagonal,
-                                 chamfer_l2_rel=lengths["chamfer_l2"] / diagonal ** 2)
+    surface = _surface_metrics(field, shape, truth, contour, config, rng, batch_size, diagonal)
     return Metrics(field.kind, field.arch, diagonal, errors, float((excess > 1e-6 * norm.scale).mean()),
                    float(max(excess.max(), 0.0)), gradient_norm, lipschitz, surface,
                    round(time.perf_counter() - started, 2))
+
+
+def _surface_metrics(field: NeuralField, shape: Shape, truth: GroundTruth, contour: Optional[Shape],
+                     config: EvaluationConfig, rng: np.random.Generator, batch_size: int,
+                     diagonal: float) -> Optional[SurfaceMetrics]:
+    """Chamfer, Hausdorff and normal consistency of the field's contour against the shape (None when the
+    field has no level set in its box)."""
+    signed = field.kind == "signed"
+    iso = default_level(field, config.resolution)
+    if contour is None:
+        contour = shape_contour(field, config.resolution, batch_size)
+    if contour is None:  # the field has no level set in its box: nothing to compare
+        return None
+    ours, our_normals = _contour_surface(field, contour, config.n_surface, rng, batch_size)
+    theirs, their_normals = _input_surface(shape, config.n_surface, rng)
+    # Exact point-to-surface distances both ways (sample-to-sample distances would measure the samples'
+    # spacing). An unsigned field's contour is an offset surface, ``iso`` away from its zero set.
+    to_contour = GroundTruth(contour).unsigned_distance(theirs)
+    if not signed:
+        to_contour = np.abs(to_contour - iso)
+    lengths = surface_distances(truth.unsigned_distance(ours), to_contour)
+    consistency = (None if their_normals is None else
+                   normal_consistency(ours, our_normals, theirs, their_normals))
+    return SurfaceMetrics(**lengths, normal_consistency=consistency,
+                          chamfer_l1_rel=lengths["chamfer_l1"] / diagonal,
+                          hausdorff_rel=lengths["hausdorff"] / diagonal,
+                          chamfer_l2_rel=lengths["chamfer_l2"] / diagonal ** 2)

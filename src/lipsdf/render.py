@@ -4,7 +4,7 @@ sphere-traced images of 3D fields (shaded, depth and normal maps)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from lipsdf.files import PathLike, atomic_output
 from lipsdf.query.contour import default_level
 from lipsdf.query.grid import field_grid
 from lipsdf.query.trace import DEFAULT_MAX_STEPS, SHADING_SMOOTHING, Camera, TraceResult, orbit_camera, shape_framing, trace_image
+from lipsdf.training import Callback
 
 _MAX_POINTS = 20_000
 
@@ -120,12 +121,7 @@ def plot_field(field: NeuralField, path: PathLike, resolution: int = 256, title:
         points = np.tile(centre, (u.size, 1))
         points[:, i], points[:, j] = u.ravel(), v.ravel()
         values = field(points).reshape(u.shape)
-        cmap, norm = _field_norm(values, signed=field.kind == "signed")
-        image = ax.imshow(values, origin="lower", extent=(lower[i], upper[i], lower[j], upper[j]), cmap=cmap, norm=norm)
-        span = float(np.abs(values).max()) or 1.0
-        ax.contour(u, v, values, levels=np.linspace(-span, span, 21), colors="0.4", linewidths=0.4)
-        if values.min() < 0 < values.max():
-            ax.contour(u, v, values, levels=[0.0], colors="k", linewidths=1.2)
+        image = _draw_levels(ax, axis_values[i], axis_values[j], values, field.kind, None)
         ax.set_xlabel("xyz"[i])
         ax.set_ylabel("xyz"[j])
         if fixed is not None:
@@ -133,6 +129,21 @@ def plot_field(field: NeuralField, path: PathLike, resolution: int = 256, title:
     fig.colorbar(image, ax=list(axes), shrink=0.8, label=f"{field.kind} distance")
     fig.suptitle(f"{field.arch} field{', ' + title if title else ''}")
     return _save(plt, fig, path)
+
+
+def _draw_levels(ax, x: np.ndarray, y: np.ndarray, values: np.ndarray, kind: str, levels) -> Any:
+    """Values on the grid ``x`` by ``y`` (rows along y) with ``levels`` in black; without levels, ten grey
+    ones on each side of zero and zero in black. Returns the image, for a colour bar."""
+    cmap, norm = _field_norm(values, signed=kind == "signed")
+    image = ax.imshow(values, origin="lower", extent=(x[0], x[-1], y[0], y[-1]), cmap=cmap, norm=norm)
+    if levels is None:
+        span = float(np.abs(values).max()) or 1.0
+        ax.contour(x, y, values, levels=np.linspace(-span, span, 21), colors="0.4", linewidths=0.4)
+        levels = [0.0]
+    drawn = [v for v in levels if values.min() < v < values.max()]
+    if drawn:
+        ax.contour(x, y, values, levels=sorted(drawn), colors="k", linewidths=1.0)
+    return image
 
 
 def plot_field_map(field: NeuralField, path: PathLike, resolution: int = 512, levels=None, bounds=None,
@@ -155,15 +166,7 @@ def plot_field_map(field: NeuralField, path: PathLike, resolution: int = 512, le
     extent = (lower[0], upper[0], lower[1], upper[1])
     x, y = np.linspace(lower[0], upper[0], grid.shape[0]), np.linspace(lower[1], upper[1], grid.shape[1])
     plt, fig, (left, right) = _figure(2)
-    cmap, norm = _field_norm(values, signed=field.kind == "signed")
-    image = left.imshow(values, origin="lower", extent=extent, cmap=cmap, norm=norm)
-    if levels is None:
-        span = float(np.abs(values).max()) or 1.0
-        left.contour(x, y, values, levels=np.linspace(-span, span, 21), colors="0.4", linewidths=0.4)
-        levels = [0.0]
-    drawn = [v for v in levels if values.min() < v < values.max()]
-    if drawn:
-        left.contour(x, y, values, levels=sorted(drawn), colors="k", linewidths=1.0)
+    image = _draw_levels(left, x, y, values, field.kind, levels)
     for points, colour in zip(overlays, ("#1a9850", "#762a83", "#e08214", "k")):
         left.scatter(points[:, 0], points[:, 1], s=3, c=colour, linewidths=0)
     left.set_xlim(extent[0], extent[1])
@@ -197,16 +200,16 @@ def save_image(image: np.ndarray, path: PathLike) -> Path:
     return path
 
 
-def preview_writer(path: PathLike) -> Callable[[NeuralField, int, bool], None]:
-    """A :class:`~lipsdf.training.Trainer` checkpoint callback that draws the field (:func:`plot_field`):
-    at ``path`` at the end, and as ``NAME_eEPOCH.png`` beside it at each earlier checkpoint."""
-    path = Path(path)
+class PreviewWriter(Callback):
+    """A :class:`~lipsdf.training.Trainer` callback that draws the field (:func:`plot_field`) at each
+    checkpoint: at ``path`` at the end, and as ``NAME_eEPOCH.png`` beside it at each earlier checkpoint."""
 
-    def write(field: NeuralField, epoch: int, last: bool) -> None:
-        target = path if last else path.with_name(f"{path.stem}_e{epoch:04d}{path.suffix}")
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+
+    def on_checkpoint(self, trainer, field: NeuralField, epoch: int, last: bool) -> None:
+        target = self.path if last else self.path.with_name(f"{self.path.stem}_e{epoch:04d}{self.path.suffix}")
         plot_field(field, target, title=f"epoch {epoch}")
-
-    return write
 
 
 def shade(result: TraceResult, camera: Camera) -> np.ndarray:

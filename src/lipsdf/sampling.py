@@ -233,19 +233,7 @@ def sample(
         arrays.update(_test_set(unit_shape, truth, config, rng, update))
 
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
-    metadata = {
-        "kind": shape.kind,
-        "dim": shape.dim,
-        "source": source or {},
-        "seed": config.seed,
-        "sampling": {k: v for k, v in asdict(config).items()},
-        "counts": _counts(mode, arrays),
-        "signed_truth": bool(shape.has_inside),
-        "coordinates": "unit",
-        "lipsdf_version": __version__,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    return PointDataset(mode, arrays, normalization, metadata)
+    return PointDataset(mode, arrays, normalization, _metadata(shape, mode, config, arrays, source, started))
 
 
 def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
@@ -257,3 +245,20 @@ def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
         counts.update(on_surface=int((arrays["labels"] == SURFACE).sum()),
                       elsewhere=int((arrays["labels"] == OTHER).sum()))
     return counts
+
+
+def _metadata(shape: Shape, mode: str, config: SamplingConfig, arrays: dict, source: Optional[dict],
+              started: float) -> dict:
+    """What a dataset records about where it comes from and how it was drawn."""
+    return {
+        "kind": shape.kind,
+        "dim": shape.dim,
+        "source": source or {},
+        "seed": config.seed,
+        "sampling": asdict(config),
+        "counts": _counts(mode, arrays),
+        "signed_truth": bool(shape.has_inside),
+        "coordinates": "unit",
+        "lipsdf_version": __version__,
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -77,9 +77,6 @@ class Normalization:
     def distance_to_world(self, distance):
         return np.asarray(distance, dtype=np.float64) * self.scale
 
-    def distance_to_unit(self, distance):
-        return np.asarray(distance, dtype=np.float64) / self.scale
-
     def world_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """The unit box ``[-1, 1]^d`` in world coordinates."""
         return self.center - self.scale, self.center + self.scale

@@ -1,0 +1,88 @@
+"""A fit's time budget: what it is, and the epochs it buys on this machine.
+
+A fit given a budget measures its training step on the real data (:meth:`~lipsdf.training.Trainer.step_cost`,
+about a second and a half), then fixes the epochs that fill what the budget has left after sampling and
+after the stages that follow training. The epochs are recorded (``plan.json``, ``metrics.json``, the
+field's summary), so a rerun with ``--epochs`` and a resume repeat the same run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Optional
+
+from lipsdf.training import StepCost, TrainingConfig
+
+PROBE_SECONDS = 1.5  # of timed training steps on the real data (CPU; a GPU needs far less)
+# The share of the time left that training is planned to fill: a step's cost drifts by a few percent over
+# a long run on a shared machine (benchmarks/results/defaults.md lists planned against actual seconds).
+PLANNED_SHARE = 0.96
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A fit's time budget (seconds, the whole fit) and, once sized, what it bought.
+
+    Attributes
+    ----------
+    seconds : the budget.
+    finish_seconds : kept for the stages after training (contour, render, eval).
+    epochs : the epochs chosen (None until sized).
+    epoch_seconds : one epoch's measured cost.
+    step_seconds : one step's measured cost, by matmul precision.
+    train_seconds : the time training was planned to take.
+    """
+
+    seconds: float
+    finish_seconds: float
+    epochs: Optional[int] = None
+    epoch_seconds: Optional[float] = None
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    train_seconds: Optional[float] = None
+
+    def sized(self, cost: StepCost, elapsed: float, points: int, config: TrainingConfig) -> "Budget":
+        """The budget with its epochs fixed: those that fill the time left after ``elapsed`` seconds and
+        the finishing stages, at ``cost``, for ``points`` training points at ``config``'s batch size.
+
+        Examples
+        --------
+        >>> budget = Budget(100.0, finish_seconds=5.0)
+        >>> slow = budget.sized(StepCost({"float32": 1 / 16}), 5.0, 10_000, TrainingConfig(batch_size=1000))
+        >>> fast = budget.sized(StepCost({"float32": 1 / 32}), 5.0, 10_000, TrainingConfig(batch_size=1000))
+        >>> slow.epochs, fast.epochs  # 0.96 of the 90 s left, at 10 steps an epoch
+        (138, 276)
+        """
+        steps_per_epoch = math.ceil(points / min(config.batch_size, points))
+        available = max(0.0, PLANNED_SHARE * (self.seconds - elapsed - self.finish_seconds))
+        epochs = cost.epochs_within(available, steps_per_epoch)
+        epoch_seconds = cost.epoch_seconds(steps_per_epoch)
+        return replace(self, epochs=epochs, epoch_seconds=round(epoch_seconds, 4),
+                       step_seconds={key: round(value, 6) for key, value in cost.step_seconds.items()},
+                       train_seconds=round(epochs * epoch_seconds, 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for the fit's log."""
+        line = f"time budget {format_seconds(self.seconds)}"
+        if self.epochs is None:
+            return line
+        steps = ", ".join(f"{1000 * value:.1f} ms ({key})" for key, value in self.step_seconds.items())
+        return (f"{line}: a step costs {steps}, an epoch {self.epoch_seconds:.2f} s; training {self.epochs} "
+                f"epochs (about {format_seconds(self.train_seconds)})")
+
+
+def format_seconds(seconds: float) -> str:
+    """``95.0`` -> ``1 min 35 s``; ``42.5`` -> ``42 s``.
+
+    Examples
+    --------
+    >>> format_seconds(600), format_seconds(95.0), format_seconds(42.5)
+    ('10 min', '1 min 35 s', '42 s')
+    """
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if not minutes:
+        return f"{rest} s"
+    return f"{minutes} min" + (f" {rest} s" if rest else "")
