@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from lipsdf.training import bf16_is_fast
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +29,8 @@ def provenance() -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    if device == "CPU":  # whether --precision bf16 pays here decides how many epochs a budget buys
+        device += ", native bfloat16" if bf16_is_fast("cpu") else ", no native bfloat16"
     return {"command": " ".join(["python -m benchmarks." + script, *sys.argv[1:]]), "commit": commit,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {device}",
             "date": time.strftime("%Y-%m-%d")}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lipsdf.errors import LipsdfError
-from lipsdf.field import NeuralField
+from lipsdf.field import DEFAULT_BATCH_SIZE, NeuralField
 from lipsdf.geometry.distance import GroundTruth
 from lipsdf.geometry.normals import estimate_normals
 from lipsdf.geometry.shapes import PointCloud, Shape
@@ -115,7 +115,7 @@ def _contour_surface(field: NeuralField, contour: Shape, n: int, rng: np.random.
 
 
 def evaluate_field(field: NeuralField, shape: Shape, config: Optional[EvaluationConfig] = None,
-                   contour: Optional[Shape] = None, batch_size: int = 8192) -> Metrics:
+                   contour: Optional[Shape] = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Metrics:
     """Every metric of ``lipsdf eval`` for ``field`` against ``shape`` (world units, and as fractions of
     the shape's bounding-box diagonal where they are lengths).
 

@@ -38,6 +38,16 @@ def test_a_machine_twice_as_fast_trains_twice_the_epochs(tmp_path, monkeypatch):
     assert 1.9 <= epochs[0.05] / epochs[0.1] <= 2.1
 
 
+def test_a_machine_slower_than_measured_stops_training_at_the_deadline(tmp_path, monkeypatch):
+    _faked_cost(monkeypatch, 1e-6)  # measured a million times too fast: the plan would take hours
+    result = fit("builtin:circle", tmp_path / "slow", SMALL.merged({"time": 9}))
+    planned, trained = result.settings["budget"]["epochs"], result.field.summary["epochs"]
+    assert planned > 100_000 and 1 <= trained < planned
+    metrics = json.loads((tmp_path / "slow" / "metrics.json").read_text())
+    assert metrics["trained_epochs"] == trained and metrics["stopped"].startswith("time budget: stopped after")
+    assert result.field.summary["complete"]  # the fit's field, not a checkpoint to resume
+
+
 def test_a_budget_run_is_repeated_exactly_with_its_epochs(tmp_path):
     timed = fit("builtin:circle", tmp_path / "timed", SMALL.merged({"time": 3}))
     epochs = timed.settings["budget"]["epochs"]

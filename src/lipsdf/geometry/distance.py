@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.normals import oriented_normals_and_areas
 from lipsdf.geometry.shapes import Polyline, Shape, TriangleMesh
-from lipsdf.geometry.winding import (DEFAULT_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
+from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
                                      polyline_winding_kernel)
 
 ProgressCallback = Callable[[int], None]
@@ -67,7 +67,7 @@ class GroundTruth:
     array([-1.,  1.])
     """
 
-    def __init__(self, shape: Shape, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, shape: Shape, batch_size: int = GEOMETRY_BATCH_SIZE) -> None:
         self.shape = shape
         self.batch_size = int(batch_size)
         self._distance: Optional[Callable[[np.ndarray], np.ndarray]] = None
@@ -145,16 +145,16 @@ class GroundTruth:
         return self.unsigned_distance(points, progress)
 
 
-def signed_distance(shape: Shape, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def signed_distance(shape: Shape, points: np.ndarray, batch_size: int = GEOMETRY_BATCH_SIZE) -> np.ndarray:
     """Signed distance of ``points`` to ``shape`` (negative inside). See :class:`GroundTruth`."""
     return GroundTruth(shape, batch_size).signed_distance(points)
 
 
-def unsigned_distance(shape: Shape, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def unsigned_distance(shape: Shape, points: np.ndarray, batch_size: int = GEOMETRY_BATCH_SIZE) -> np.ndarray:
     """Unsigned distance of ``points`` to ``shape``. See :class:`GroundTruth`."""
     return GroundTruth(shape, batch_size).unsigned_distance(points)
 
 
-def winding_number(shape: Shape, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def winding_number(shape: Shape, points: np.ndarray, batch_size: int = GEOMETRY_BATCH_SIZE) -> np.ndarray:
     """Generalized winding number of ``points`` with respect to ``shape``. See :class:`GroundTruth`."""
     return GroundTruth(shape, batch_size).winding_number(points)

@@ -15,11 +15,11 @@ from typing import Callable
 import igl
 import numpy as np
 
-DEFAULT_BATCH_SIZE = 1 << 18
+GEOMETRY_BATCH_SIZE = 1 << 18  # query points per chunk of exact distances and winding numbers
 Kernel = Callable[[np.ndarray], np.ndarray]
 
 
-def batched(fn: Kernel, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE,
+def batched(fn: Kernel, points: np.ndarray, batch_size: int = GEOMETRY_BATCH_SIZE,
             progress: Callable[[int], None] | None = None) -> np.ndarray:
     """``fn`` over ``points`` in batches of ``batch_size`` rows (bounded memory), as one float64 array."""
     points = np.ascontiguousarray(points, dtype=np.float64)
@@ -33,7 +33,7 @@ def batched(fn: Kernel, points: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
 
 
 def polyline_winding_number(points: np.ndarray, vertices: np.ndarray, edges: np.ndarray,
-                            batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+                            batch_size: int = GEOMETRY_BATCH_SIZE) -> np.ndarray:
     """2D winding number of ``points`` with respect to directed segments.
 
     Examples

@@ -4,15 +4,20 @@ A fit given a budget measures its training step on the real data (:meth:`~lipsdf
 about a second and a half), then fixes the epochs that fill what the budget has left after sampling and
 after the stages that follow training. The epochs are recorded (``plan.json``, ``metrics.json``, the
 field's summary), so a rerun with ``--epochs`` and a resume repeat the same run exactly.
+
+A machine can slow down after the measurement (a shared host, a hot CPU): :class:`TimeLimit` then ends
+training at the epoch after which the next one would pass the budget's training deadline, and the field's
+summary says so (``stopped``).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
-from lipsdf.training import StepCost, TrainingConfig
+from lipsdf.training import Callback, StepCost, Trainer, TrainingConfig, TrainingState
 
 PROBE_SECONDS = 1.5  # of timed training steps on the real data (CPU; a GPU needs far less)
 # The share of the time left that training is planned to fill: a step's cost drifts by a few percent over
@@ -72,6 +77,32 @@ class Budget:
         steps = ", ".join(f"{1000 * value:.1f} ms ({key})" for key, value in self.step_seconds.items())
         return (f"{line}: a step costs {steps}, an epoch {self.epoch_seconds:.2f} s; training {self.epochs} "
                 f"epochs (about {format_seconds(self.train_seconds)})")
+
+
+class TimeLimit(Callback):
+    """Ends training at the epoch after which the next one would end past ``deadline``
+    (``time.perf_counter()``), the next epoch's cost taken as the last one's.
+
+    Examples
+    --------
+    >>> import time
+    >>> limit = TimeLimit(deadline=time.perf_counter() - 1.0)  # already past
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.epoch_ended: Optional[float] = None
+
+    def on_train_start(self, trainer: Trainer, state: TrainingState) -> None:
+        self.epoch_ended = time.perf_counter()
+
+    def on_epoch_end(self, trainer: Trainer, state: TrainingState, record: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        last_epoch = now - (self.epoch_ended or now)
+        self.epoch_ended = now
+        if now + last_epoch > self.deadline and record["epoch"] < trainer.config.epochs:
+            state.stopped = (f"time budget: stopped after epoch {record['epoch']} of {trainer.config.epochs}, "
+                             "the machine ran slower than measured")
 
 
 def format_seconds(seconds: float) -> str:

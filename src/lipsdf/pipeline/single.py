@@ -29,7 +29,7 @@ from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
 from lipsdf.geometry.shapes import Shape
 from lipsdf.metrics import Metrics
 from lipsdf.nn.models import build_model
-from lipsdf.pipeline.budget import PROBE_SECONDS, Budget
+from lipsdf.pipeline.budget import PROBE_SECONDS, Budget, TimeLimit
 from lipsdf.pipeline.options import FitOptions
 from lipsdf.pipeline.recipes import recipe_for
 from lipsdf.query.contour import shape_contour
@@ -147,7 +147,10 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.fingerprint is None else {"fingerprint": self.fingerprint}
+        if self.field.summary.get("stopped"):
+            extra["stopped"] = self.field.summary["stopped"]
         return {**self.metrics.to_dict(), "seconds": self.seconds, "settings": self.settings,
+                "trained_epochs": self.field.summary.get("epochs"),
                 "files": {role: path.name for role, path in self.files.items()}, **extra}
 
 
@@ -293,7 +296,7 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
         _write_plan(folder, plan, fingerprint)  # a resume repeats these epochs
         say(plan.budget.describe())
         now = stage("plan", now)
-    neural_field = _train(plan, dataset, files, quiet, say)
+    neural_field = _train(plan, dataset, files, quiet, say, started)
     now = stage("train", now)
     final = neural_field.summary["final"]
     say(f"trained [{seconds['train']:.1f} s]: test mean error {100 * final['mae_rel']:.2f}% of the diagonal; "
@@ -321,18 +324,25 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
     return result
 
 
-def _train(plan: FitPlan, dataset: PointDataset, files: dict[str, Path], quiet: bool, say: Say) -> NeuralField:
-    """Train the plan's field (or continue its checkpoint, or load it if training had finished)."""
+def _train(plan: FitPlan, dataset: PointDataset, files: dict[str, Path], quiet: bool, say: Say,
+           started: float) -> NeuralField:
+    """Train the plan's field (or continue its checkpoint, or load it if training had finished); a fit
+    that began at ``started`` with a budget stops training where the budget's training time ends."""
     state = training_state(files["field"]) if files["field"].exists() else None
     if files["field"].exists() and state is None:  # training had finished
         return NeuralField.load(files["field"], device=plan.device)
+    # a resumed run has its epochs, not its budget: the time before the interruption is not counted
+    limit = [] if plan.budget is None or state else [TimeLimit(started + plan.budget.seconds
+                                                               - plan.budget.finish_seconds)]
     trainer = Trainer(dataset, plan.model, plan.training, device=str(plan.device), output=files["field"],
-                      log=files["log"], quiet=quiet, resume=state)
+                      log=files["log"], quiet=quiet, resume=state, callbacks=limit)
     say(f"training {plan.model['arch']} {plan.model['layers']} x {plan.model['width']} with "
         f"{trainer.loss_name} for {plan.training.epochs} epochs on {trainer.device}"
         + (" (bfloat16 products for 3/4 of them)" if plan.training.matmul_precision == "bf16" else "")
         + (f", from epoch {state['epoch']}" if state else ""))
     neural_field = trainer.run()
+    if neural_field.summary.get("stopped"):
+        say(neural_field.summary["stopped"])
     if plan.budget is not None:  # the field says what its epochs were chosen for
         neural_field.summary["budget"] = plan.budget.to_dict()
         neural_field.save(files["field"])

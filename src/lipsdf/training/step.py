@@ -89,6 +89,7 @@ class TrainingState:
     graph_bf16: bool = False  # whether the captured step runs its products in bfloat16
     side_stream: Any = None  # the CUDA stream of the warm-up steps
     warm_steps: int = 0
+    stopped: Optional[str] = None  # why the run ends before its last epoch (set by a callback)
 
     def shuffle(self, device: torch.device) -> None:
         """A new epoch: the points in a new order (every batch full: the last one wraps around)."""

@@ -70,7 +70,8 @@ class Callback:
         """After each optimisation step (``state.step`` counts it already)."""
 
     def on_epoch_end(self, trainer: "Trainer", state: TrainingState, record: dict[str, Any]) -> None:
-        """After each epoch, with its log record."""
+        """After each epoch, with its log record; setting ``state.stopped`` to a reason makes this epoch
+        the run's last."""
 
     def on_train_end(self, trainer: "Trainer", state: TrainingState) -> None:
         """After the last step, before the final field is made from ``state.model``."""
@@ -164,6 +165,8 @@ class Trainer:
                     field, record = self._end_epoch(state, epoch, float(state.loss_sum) / state.steps_per_epoch)
                     bar.update(1)
                     bar.set_postfix_str(f"loss {record['loss']:.4g}, test MAE {record['mae']:.3g}")
+                    if state.stopped:
+                        break
             except KeyboardInterrupt as stop:
                 if not getattr(stop, "kept", "") and self.output is not None and state.checkpointed:
                     stop.kept = f"kept the checkpoint of epoch {state.checkpointed} in {self.output}"
@@ -252,7 +255,7 @@ class Trainer:
         state.log.write(record)
         for callback in self.callbacks:
             callback.on_epoch_end(self, state, record)
-        last = epoch + 1 == self.config.epochs
+        last = epoch + 1 == self.config.epochs or bool(state.stopped)
         if not (last or (self.config.checkpoint_every and (epoch + 1) % self.config.checkpoint_every == 0)):
             return None, record
         if last:
@@ -260,6 +263,8 @@ class Trainer:
                 callback.on_train_end(self, state)
         field = self.make_field(copy.deepcopy(state.model), record["margin"])
         field.summary = self._summary(record, state.log, complete=last)
+        if state.stopped:
+            field.summary["stopped"] = state.stopped
         training = None if last else checkpoint_state(state, epoch + 1, time.perf_counter() - state.started,
                                                       self.config, self.model_config, self.dataset)
         if self.output is not None:
