@@ -130,7 +130,7 @@ def loop_normals_and_areas(points: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 def normals_benchmark() -> dict:
     cloud = load_shape(DATA / "pointclouds" / "bunny_scan_points.xyz")
     points, k = cloud.points, DEFAULT_K
-    ours_s, (normals, areas) = best_of(lambda: oriented_normals_and_areas(PointCloud(points), k), repeats=5)
+    ours_s, (normals, areas, _) = best_of(lambda: oriented_normals_and_areas(PointCloud(points), k), repeats=5)
     loop_s, (loop_normals, loop_areas) = best_of(lambda: loop_normals_and_areas(points, k), repeats=1)
     agreement = float(np.mean(np.sum(normals * loop_normals, axis=1) > 0.999))
     print(f"normals + areas, bunny scan: ours {ours_s:.2f} s, loop {loop_s:.2f} s, "

@@ -57,6 +57,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_mode(shape, args.mode)
     _say(args, f"{args.shape}: {shape.describe()}")
     dataset = sample(shape, args.mode, config, source=source_info(args.shape), quiet=args.quiet)
+    for line in dataset.metadata.get("diagnosis", {}).get("lines", []):
+        _say(args, line)
     dataset.save(output)
     counts = dataset.metadata["counts"]
     labels = ", ".join(f"{v} {k}" for k, v in counts.items() if k not in ("points", "surface", "test"))

@@ -197,9 +197,11 @@ def sample(
     rng = np.random.default_rng(config.seed)
     normalization = Normalization.fit(*shape.bounds(), padding=config.padding)
     unit_shape = shape.transformed(normalization.to_unit)
-    if isinstance(unit_shape, PointCloud):
+    estimated = isinstance(unit_shape, PointCloud) and unit_shape.normals is None
+    if estimated:
         unit_shape = with_normals(unit_shape)
     truth = GroundTruth(unit_shape)
+    unit_shape = truth.oriented_shape  # a mesh's surface samples and their normals face outward too
 
     exact = not isinstance(shape, PointCloud)  # exact distances to store with the labels
     n_queries = config.n_test * 3 // 4 + (config.n if mode in ("signed", "dist", "sal") else 0)
@@ -233,7 +235,13 @@ def sample(
         arrays.update(_test_set(unit_shape, truth, config, rng, update))
 
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
-    return PointDataset(mode, arrays, normalization, _metadata(shape, mode, config, arrays, source, started))
+    metadata = _metadata(shape, mode, config, arrays, source, started, truth.has_inside)
+    diagnosis = truth.diagnosis()
+    if diagnosis is not None:
+        if estimated:  # the cloud had no normals of its own: those checked were estimated here
+            diagnosis = {"normals": "estimated (none given)", "lines": ["point cloud normals: estimated (none given)"]}
+        metadata["diagnosis"] = diagnosis
+    return PointDataset(mode, arrays, normalization, metadata)
 
 
 def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
@@ -248,7 +256,7 @@ def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
 
 
 def _metadata(shape: Shape, mode: str, config: SamplingConfig, arrays: dict, source: Optional[dict],
-              started: float) -> dict:
+              started: float, signed_truth: bool) -> dict:
     """What a dataset records about where it comes from and how it was drawn."""
     return {
         "kind": shape.kind,
@@ -257,7 +265,7 @@ def _metadata(shape: Shape, mode: str, config: SamplingConfig, arrays: dict, sou
         "seed": config.seed,
         "sampling": asdict(config),
         "counts": _counts(mode, arrays),
-        "signed_truth": bool(shape.has_inside),
+        "signed_truth": signed_truth,
         "coordinates": "unit",
         "lipsdf_version": __version__,
         "seconds": round(time.perf_counter() - started, 3),

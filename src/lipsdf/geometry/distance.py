@@ -4,7 +4,9 @@
   polylines only) from the 2D winding number.
 * 3D polylines: exact unsigned distance to the segments.
 * Triangle meshes: exact distance to the triangles; inside/outside from the
-  generalized (fast) winding number, so open and non-manifold meshes work.
+  generalized (fast) winding number, so open and non-manifold meshes work,
+  of the faces turned to agree and face outward
+  (:func:`~lipsdf.geometry.orientation.orient_mesh`).
 * Point clouds: distance to the nearest point (KD-tree); inside/outside from
   the point-cloud winding number with oriented normals and per-point areas
   (estimated when the cloud has no normals).
@@ -16,7 +18,7 @@ structures of a shape once and answers any number of queries.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import igl
 import numpy as np
@@ -24,6 +26,7 @@ from scipy.spatial import cKDTree
 
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.normals import oriented_normals_and_areas
+from lipsdf.geometry.orientation import MeshReport, orient_mesh
 from lipsdf.geometry.shapes import Polyline, Shape, TriangleMesh
 from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
                                      polyline_winding_kernel)
@@ -72,10 +75,23 @@ class GroundTruth:
         self.batch_size = int(batch_size)
         self._distance: Optional[Callable[[np.ndarray], np.ndarray]] = None
         self._winding: Optional[Callable[[np.ndarray], np.ndarray]] = None
+        self._oriented: Optional[tuple[np.ndarray, MeshReport]] = None
+        self._normals_done: Optional[str] = None
+        self.largest_winding = 0.0  # over the winding numbers asked for so far: above 1.5, parts overlap
+
+    @property
+    def mesh_report(self) -> Optional[MeshReport]:
+        """What a mesh is and how its faces were turned for its winding numbers (None for other shapes)."""
+        if not isinstance(self.shape, TriangleMesh):
+            return None
+        if self._oriented is None:
+            self._oriented = orient_mesh(self.shape.vertices, self.shape.faces)
+        return self._oriented[1]
 
     @property
     def has_inside(self) -> bool:
-        return self.shape.has_inside
+        """Whether inside/outside is defined: not for open curves, 3D polylines and non-orientable meshes."""
+        return self.shape.has_inside and (self.mesh_report is None or self.mesh_report.orientable)
 
     def _check(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, dtype=np.float64)
@@ -109,10 +125,39 @@ class GroundTruth:
             if isinstance(shape, Polyline):
                 self._winding = polyline_winding_kernel(shape.vertices, shape.edges)
             elif isinstance(shape, TriangleMesh):
-                self._winding = mesh_winding_kernel(shape.vertices, shape.faces)
+                report = self.mesh_report
+                if not report.orientable:
+                    edges = f"{report.inconsistent_edges:,} edge" + (" joins" if report.inconsistent_edges == 1
+                                                                                     else "s join")
+                    raise ModeError(f"the mesh's faces cannot be oriented consistently ({edges} faces that cannot "
+                                    "agree, as on a Moebius strip), so it has no inside: use the unsigned mode",
+                                    option="mode")
+                self._winding = mesh_winding_kernel(shape.vertices, self._oriented[0])
             else:
-                self._winding = point_cloud_winding_kernel(shape.points, *oriented_normals_and_areas(shape))
+                normals, areas, self._normals_done = oriented_normals_and_areas(shape)
+                self._winding = point_cloud_winding_kernel(shape.points, normals, areas)
         return self._winding
+
+    @property
+    def oriented_shape(self) -> Shape:
+        """The shape with a mesh's faces turned as its winding numbers use them (other shapes as given)."""
+        if self.mesh_report is None or not self.mesh_report.turned_faces:
+            return self.shape
+        return TriangleMesh(self.shape.vertices, self._oriented[0])
+
+    def diagnosis(self) -> Optional[dict[str, Any]]:
+        """What the shape's inside rests on, for a mesh (:class:`MeshReport`) or a point cloud whose winding
+        numbers were asked for (its normals, and what was done to them), with ``lines`` for people."""
+        report = self.mesh_report
+        if report is not None:
+            lines = report.lines()
+            if self.largest_winding > 1.5:
+                lines.append(f"overlapping or self-intersecting parts: the winding number reaches "
+                             f"{self.largest_winding:.0f} (inside any part counts as inside)")
+            return dict(report.to_dict(), overlapping=self.largest_winding > 1.5, lines=lines)
+        if self._normals_done is None:
+            return None
+        return {"normals": self._normals_done, "lines": [f"point cloud normals: {self._normals_done}"]}
 
     def unsigned_distance(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Exact Euclidean distance from each point to the shape."""
@@ -120,7 +165,9 @@ class GroundTruth:
 
     def winding_number(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Generalized winding number: about 1 inside, 0 outside (for 2D loops, exactly)."""
-        return batched(self._winding_kernel(), self._check(points), self.batch_size, progress)
+        winding = batched(self._winding_kernel(), self._check(points), self.batch_size, progress)
+        self.largest_winding = max(self.largest_winding, float(winding.max(initial=0.0)))
+        return winding
 
     def inside(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask of points inside the shape (winding number > 1/2)."""

@@ -13,6 +13,8 @@
 * :func:`point_areas`: the area each point stands for, ``pi r_k^2 / k`` with
   ``r_k`` the distance to the k-th neighbour (k points share a disc of that
   radius), as the point-cloud winding number needs.
+* :func:`checked_normals`: a file's own normals, made to agree and point
+  outward when they do not.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from lipsdf.geometry.shapes import PointCloud
 
 DEFAULT_K = 16
 ORIENTATION_K = 10  # neighbours per point in the orientation graph (Hoppe et al. use about this many)
+# Share of neighbour pairs whose given normals point opposite ways above which they are re-oriented: on a
+# consistently oriented smooth scan it is near 0 (thin sheets, seen from both sides, add a little).
+DISAGREEING_SHARE = 0.05
 Neighbours = tuple[np.ndarray, np.ndarray]
 
 
@@ -190,16 +195,48 @@ def _estimated_oriented_normals(points: np.ndarray, k: int, neighbours: Neighbou
     return orient_normals(points, estimate_normals(points, k, neighbours), k, neighbours)
 
 
-def oriented_normals_and_areas(cloud: PointCloud, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray]:
-    """The cloud's unit normals (estimated and oriented when it has none) and per-point areas.
+def checked_normals(points: np.ndarray, normals: np.ndarray, k: int = DEFAULT_K,
+                    neighbours: Optional[Neighbours] = None) -> tuple[np.ndarray, str]:
+    """A cloud's own ``normals``, re-oriented along the surface where neighbours disagree (more than
+    :data:`DISAGREEING_SHARE` of neighbour pairs), then flipped as a whole if they point inward (the
+    area-weighted flux of ``p - centroid`` through them is negative); with what was done, in words.
+
+    Examples
+    --------
+    >>> from lipsdf.geometry.primitives import sphere
+    >>> points = sphere().vertices
+    >>> normals, done = checked_normals(points, -points)
+    >>> done, bool(np.all(np.sum(normals * points, axis=1) > 0))
+    ('pointed inward: flipped', True)
+    """
+    points = np.asarray(points, dtype=np.float64)
+    normals = np.asarray(normals, dtype=np.float64)
+    neighbours = neighbours or nearest_neighbours(points, k)
+    indices = neighbours[1][:, :ORIENTATION_K]
+    disagreeing = float(np.mean(np.einsum("nd,nkd->nk", normals, normals[indices]) < 0))
+    done = []
+    if disagreeing > DISAGREEING_SHARE:
+        normals = orient_normals(points, normals, k, neighbours)
+        done.append(f"{100 * disagreeing:.0f}% of neighbours disagreed: re-oriented along the surface")
+    flux = np.sum(point_areas(points, k, neighbours) * np.einsum("nd,nd->n", points - points.mean(axis=0), normals))
+    if flux < 0:
+        normals = -normals
+        done.append("pointed inward: flipped")
+    return normals, "; ".join(done) or "consistent, outward"
+
+
+def oriented_normals_and_areas(cloud: PointCloud, k: int = DEFAULT_K) -> tuple[np.ndarray, np.ndarray, str]:
+    """The cloud's unit normals (estimated and oriented when it has none, :func:`checked_normals` when it
+    has), per-point areas, and what was done to the normals, in words.
 
     One nearest-neighbour query serves both.
     """
     neighbours = nearest_neighbours(cloud.points, k)
-    normals = cloud.normals
-    if normals is None:
-        normals = _estimated_oriented_normals(cloud.points, k, neighbours)
-    return normals, point_areas(cloud.points, k, neighbours)
+    if cloud.normals is None:
+        normals, done = _estimated_oriented_normals(cloud.points, k, neighbours), "estimated (none given)"
+    else:
+        normals, done = checked_normals(cloud.points, cloud.normals, k, neighbours)
+    return normals, point_areas(cloud.points, k, neighbours), done
 
 
 def with_normals(cloud: PointCloud, k: int = DEFAULT_K) -> PointCloud:

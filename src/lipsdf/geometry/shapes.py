@@ -164,7 +164,7 @@ class TriangleMesh:
         vertices = _as_coordinates(self.vertices, "vertices", (3,))
         faces = as_index_array(self.faces, "faces", 3, len(vertices))
         if len(faces):
-            faces = faces[_triangle_areas(vertices, faces) > 0]
+            faces = faces[triangle_areas(vertices, faces) > 0]
         if len(faces) == 0:
             raise GeometryError("the mesh has no triangle of non-zero area")
         vertices, faces = _compact(vertices, faces)
@@ -180,7 +180,7 @@ class TriangleMesh:
         return f"mesh, {len(self.vertices)} vertices, {len(self.faces)} triangles"
 
     def face_areas(self) -> np.ndarray:
-        return _triangle_areas(self.vertices, self.faces)
+        return triangle_areas(self.vertices, self.faces)
 
     def face_normals(self) -> np.ndarray:
         v = self.vertices[self.faces]
@@ -250,7 +250,7 @@ class PointCloud:
 Shape = Union[Polyline, TriangleMesh, PointCloud]
 
 
-def _triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     v = vertices[faces]
     a, b = (v[:, 1] - v[:, 0]).T, (v[:, 2] - v[:, 0]).T
     # The cross product by components: np.cross is several times slower on millions of triangles.

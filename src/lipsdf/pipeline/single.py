@@ -147,6 +147,8 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.fingerprint is None else {"fingerprint": self.fingerprint}
+        if self.field.metadata.get("diagnosis"):
+            extra["diagnosis"] = self.field.metadata["diagnosis"]
         if self.field.summary.get("stopped"):
             extra["stopped"] = self.field.summary["stopped"]
         return {**self.metrics.to_dict(), "seconds": self.seconds, "settings": self.settings,
@@ -288,6 +290,8 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
     else:
         dataset = _sample_and_warm_up(plan, quiet)
         dataset.save(files["dataset"])
+        for line in dataset.metadata.get("diagnosis", {}).get("lines", []):
+            say(line)
         say(f"sampled {len(dataset.points)} {plan.mode} points [{time.perf_counter() - now:.1f} s]; "
             f"{files['dataset'].name}")
     now = stage("sample", now)
