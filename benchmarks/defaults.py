@@ -86,7 +86,8 @@ def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field
     return {"wall_seconds": round(wall, 1), "seconds": metrics["seconds"], "budget_seconds": budget.get("seconds"),
             "planned_train_seconds": budget.get("train_seconds"), "loss": summary["loss"],
             "model": {k: metrics["settings"]["model"][k] for k in ("arch", "layers", "width")},
-            "epochs": metrics["settings"]["training"]["epochs"],
+            "epochs": metrics["settings"]["training"]["epochs"], "trained_epochs": summary["epochs"],
+            "stopped": summary.get("stopped"),
             "chamfer_l1_rel": surface.get("chamfer_l1_rel"), "hausdorff_rel": surface.get("hausdorff_rel"),
             "normal_consistency": surface.get("normal_consistency"),
             "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"], "mae_near_rel": near.get("mae_rel"),
@@ -104,21 +105,29 @@ def write(rows: dict) -> None:
     lines = ["# `lipsdf fit` with its defaults", "",
              "`python -m benchmarks.defaults`, on a 2-core CPU (each row names its machine, command's commit and "
              "date). Wall: the `lipsdf fit` command timed from outside, imports included, against its budget; "
-             "planned: the training seconds the budget left, from the measured step; train: what training took. "
+             "planned: the training seconds the budget left, from the measured step; train: what training took; "
+             "epochs: those planned (and those trained, where the machine ran slower than measured and training "
+             "stopped at the budget's deadline). "
              "Lengths are % of the shape's bounding-box diagonal; near = within a few % of the diagonal of the "
-             "surface. Unsigned rows have no sign.", "",
+             "surface. Unsigned rows have no sign. Native bf16: whether the CPU had bfloat16 products in hardware "
+             "(the recipes then train 3/4 of the steps in bfloat16, and a budget buys more epochs).", "",
              "| shape | loss | budget | wall s | planned train s | train s | epochs | Chamfer L1 | Hausdorff | "
-             "normal cons. | MAE uniform | sign acc. near | grad norm median | largest pair ratio | commit, date |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "normal cons. | MAE uniform | sign acc. near | grad norm median | largest pair ratio | native bf16 | "
+             "commit, date |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for name, r in rows.items():
         nc = "-" if r["normal_consistency"] is None else f"{r['normal_consistency']:.4f}"
         budget = "-" if r.get("budget_seconds") is None else f"{r['budget_seconds']:.0f} s"
         wall = f"{r['wall_seconds']:.0f}" if "wall_seconds" in r else f"({r['seconds']['total']:.0f})"
         planned = "-" if r.get("planned_train_seconds") is None else f"{r['planned_train_seconds']:.0f}"
+        machine = r.get("machine", "")
+        bf16 = "no" if "no native bfloat16" in machine else "yes" if "native bfloat16" in machine else "?"
+        epochs = str(r["epochs"]) if r.get("trained_epochs", r["epochs"]) == r["epochs"] else \
+            f"{r['trained_epochs']} of {r['epochs']} (stopped at the deadline)"
         lines.append(f"| {name} | {r['loss']} | {budget} | {wall} | {planned} | {r['seconds']['train']:.0f} | "
-                     f"{r['epochs']} | {percent(r['chamfer_l1_rel'], 3)} | {percent(r['hausdorff_rel'], 2)} | {nc} | "
+                     f"{epochs} | {percent(r['chamfer_l1_rel'], 3)} | {percent(r['hausdorff_rel'], 2)} | {nc} | "
                      f"{percent(r['mae_uniform_rel'], 2)} | {percent(r['sign_accuracy_near'], 1)} | "
-                     f"{r['gradient_norm_median']:.2f} | {r['max_pair_ratio']:.4f} | "
+                     f"{r['gradient_norm_median']:.2f} | {r['max_pair_ratio']:.4f} | {bf16} | "
                      f"{r.get('commit', 'before the budget')}, {r.get('date', '-')} |")
     (RESULTS / "defaults.md").write_text("\n".join(lines) + "\n")
 

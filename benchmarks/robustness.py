@@ -1,12 +1,18 @@
-"""Robustness, the long mode of the fuzz suite: many seeded hostile files per format, every outcome counted.
+"""Robustness: the fuzz suite's long mode (hostile files), and messy meshes fitted end to end (--messy).
 
 Run by hand (not part of the tests):
 
     .venv/bin/python -m benchmarks.robustness [--cases-per-mutation 1000]
+    .venv/bin/python -m benchmarks.robustness --messy [--subdivisions 5]
 
 Every (format, mutation, seed) case is built and judged by benchmarks/fuzzing.py, as in `make test`
 (which runs a sample of them): loading must give a valid result or one LipsdfError line, within
 10 s and 256 MiB. Writes benchmarks/results/robustness.json and robustness.md.
+
+``--messy`` takes every shape of benchmarks/messy.py: the dataset's signs away from the surface against
+the analytic inside, and `lipsdf fit --quick`'s sign accuracy on uniform points (or its one-line refusal
+where no inside is defined); then an inverted copy of the shared spot mesh fitted like the original.
+Writes benchmarks/results/messy.json and messy.md.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import argparse
 import collections
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +30,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import fuzzing
+from benchmarks import fuzzing, messy
+from benchmarks.provenance import provenance
+from lipsdf.field import NeuralField
+from lipsdf.geometry import GroundTruth, TriangleMesh, load_shape, save_shape
+from lipsdf.metrics import bounding_box_diagonal
+from lipsdf.sampling import sample
 
 ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -32,7 +46,11 @@ RESULTS = ROOT / "benchmarks" / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases-per-mutation", type=int, default=1000)
+    parser.add_argument("--messy", action="store_true", help="fit the messy meshes instead of fuzzing readers")
+    parser.add_argument("--subdivisions", type=int, default=5, help="--messy: icosphere subdivisions")
     args = parser.parse_args()
+    if args.messy:
+        return messy_fits(args.subdivisions)
     started = time.perf_counter()
     folder = Path(tempfile.mkdtemp())
     seeds = fuzzing.seed_files(folder / "seeds")
@@ -70,6 +88,86 @@ def main() -> None:
     (RESULTS / "robustness.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "robustness.md").write_text(_markdown(result))
     print(f"{sum(r['cases'] for r in rows.values())} cases, {len(bugs)} bugs, {result['seconds']} s")
+
+
+def _fit(path: Path, folder: Path, options: list[str]) -> tuple[int, str, float]:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lipsdf", "fit", str(path), "-o", str(folder), "-q", *options],
+                          capture_output=True, text=True)
+    return done.returncode, (done.stdout + done.stderr).strip(), time.perf_counter() - started
+
+
+def _uniform_sign_accuracy(shape: messy.MessyShape, field_path: Path, n: int = 100_000) -> float:
+    field = NeuralField.load(field_path)
+    low, high = shape.mesh.bounds()
+    middle, half = (low + high) / 2, (high - low) / 2 * 1.2
+    points = np.random.default_rng(1).uniform(middle - half, middle + half, size=(n, 3))
+    return shape.agreement(points, field(points) < 0)
+
+
+def messy_fits(subdivisions: int) -> None:
+    """Each messy shape sampled and fitted (--quick); an inverted copy of spot fitted like the original."""
+    folder = Path(tempfile.mkdtemp())
+    rows = []
+    for shape in messy.messy_shapes(subdivisions):
+        path = folder / f"{shape.name.replace(' ', '_').replace(',', '').replace(':', '')}.obj"
+        save_shape(shape.mesh, path)
+        row = {"shape": shape.name, "triangles": len(shape.mesh.faces)}
+        if shape.inside is not None:
+            data = sample(shape.mesh, "signed", n=200_000, seed=0)
+            points = data.world("points")
+            away = GroundTruth(shape.mesh).unsigned_distance(points) > 0.01 * bounding_box_diagonal(shape.mesh.vertices)
+            row["dataset_sign_agreement"] = shape.agreement(points[away], data.arrays["labels"][away] < 0)
+            row["diagnosis"] = data.metadata["diagnosis"]["lines"]
+        code, output, seconds = _fit(path, folder / path.stem, ["--quick"])
+        row.update(exit_status=code, fit_seconds=round(seconds, 1), said=output.splitlines()[-1] if code else "")
+        if code == 0 and shape.inside is not None:
+            row["fit_uniform_sign_accuracy"] = _uniform_sign_accuracy(shape, folder / path.stem / f"{path.stem}.pt")
+        print(row, flush=True)
+        rows.append(row)
+    inverted = _inverted_copy_fits(folder)
+    result = {"rows": rows, "inverted_spot": inverted, "subdivisions": subdivisions, **provenance()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "messy.json").write_text(json.dumps(result, indent=2))
+    (RESULTS / "messy.md").write_text(_messy_markdown(result))
+
+
+def _inverted_copy_fits(folder: Path) -> dict:
+    spot = load_shape(DATA / "meshes" / "spot.obj")
+    save_shape(TriangleMesh(spot.vertices, spot.faces[:, ::-1]), folder / "spot_inverted.obj")
+    save_shape(spot, folder / "spot.obj")
+    found = {}
+    for name in ("spot", "spot_inverted"):
+        code, output, seconds = _fit(folder / f"{name}.obj", folder / name, ["--quick", "--seed", "0"])
+        metrics = json.loads((folder / name / "metrics.json").read_text())
+        found[name] = {"exit_status": code, "seconds": round(seconds, 1),
+                       "chamfer_l1_rel": metrics["surface"]["chamfer_l1_rel"],
+                       "normal_consistency": metrics["surface"]["normal_consistency"],
+                       "sign_accuracy_uniform": metrics["distance"]["uniform"]["sign_accuracy"],
+                       "diagnosis": metrics["diagnosis"]["lines"]}
+        print(name, found[name], flush=True)
+    return found
+
+
+def _messy_markdown(result: dict) -> str:
+    lines = ["# Messy meshes: signs, fits and refusals", "",
+             f"`{result['command']}` at {result['commit']}, {result['machine']}, {result['date']}. Shapes from "
+             f"`benchmarks/messy.py` (icospheres of {result['subdivisions']} subdivisions). Dataset signs: the "
+             "share of the 200,000 training points farther than 1% of the diagonal from the surface whose label "
+             "matches the analytic inside; fit: `lipsdf fit --quick`, the share of 100,000 uniform points in "
+             "the box whose field sign matches it.", "",
+             "| shape | triangles | dataset signs | fit's signs, uniform | fit s | what lipsdf said |", "|---|---:|---:|---:|---:|---|"]
+    for row in result["rows"]:
+        said = "; ".join(row.get("diagnosis", [])[1:]) if not row["exit_status"] else f"exit {row['exit_status']}: {row['said']}"
+        agree = f"{100 * row['dataset_sign_agreement']:.2f}%" if "dataset_sign_agreement" in row else "-"
+        fitted = f"{100 * row['fit_uniform_sign_accuracy']:.2f}%" if "fit_uniform_sign_accuracy" in row else "-"
+        lines.append(f"| {row['shape']} | {row['triangles']:,} | {agree} | {fitted} | {row['fit_seconds']} | {said} |")
+    lines += ["", "Spot and an inverted copy of it (every face reversed), `lipsdf fit --quick --seed 0`:", "",
+              "| mesh | Chamfer L1 | normal cons. | sign acc. uniform | s | orientation |", "|---|---:|---:|---:|---:|---|"]
+    for name, row in result["inverted_spot"].items():
+        lines.append(f"| {name} | {100 * row['chamfer_l1_rel']:.4f}% | {row['normal_consistency']:.4f} | "
+                     f"{100 * row['sign_accuracy_uniform']:.2f}% | {row['seconds']} | {row['diagnosis'][-1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def _markdown(result: dict) -> str:

@@ -19,7 +19,7 @@ LAYERS = [
     ["lipsdf.files", "lipsdf.progress"],
     ["lipsdf.geometry.winding", "lipsdf.geometry.normalize"],
     ["lipsdf.geometry.shapes", "lipsdf.geometry.readers"],
-    ["lipsdf.geometry.primitives", "lipsdf.geometry.normals", "lipsdf.geometry.surface"],
+    ["lipsdf.geometry.primitives", "lipsdf.geometry.normals", "lipsdf.geometry.surface", "lipsdf.geometry.orientation"],
     ["lipsdf.geometry.distance", "lipsdf.geometry.io"],
     ["lipsdf.geometry"],
     ["lipsdf.metrics"],

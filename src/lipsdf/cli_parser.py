@@ -79,8 +79,10 @@ def _field_help(cls: type) -> dict[str, str]:
     """Each field's first sentence in the class docstring's ``Attributes`` section (``name : text``)."""
     section = (cls.__doc__ or "").split("Attributes\n", 1)[-1]
     found = re.findall(r"^\s*(\w+) : (.+?)(?=\n\s*\w+ : |\n\s*\n|\Z)", section, flags=re.M | re.S)
-    return {name: re.split(r"(?<=\.) ", " ".join(text.replace("``", "").split()), maxsplit=1)[0].rstrip(".")
-            for name, text in found}
+    # cross-references into the API docs ("(see :meth:`margins`)") mean nothing on a command line
+    plain = {name: re.sub(r"\s*\((?:see )?:\w+:`[^`]*`\)", "", " ".join(text.replace("``", "").split()))
+             for name, text in found}
+    return {name: re.split(r"(?<=\.) ", text, maxsplit=1)[0].rstrip(".") for name, text in plain.items()}
 
 
 def _fit_default(group: str, name: str, value: Any) -> Optional[str]:

@@ -21,6 +21,20 @@ def test_mesh_round_trip(tmp_path, suffix):
                                np.sort(mesh.vertices[mesh.faces].reshape(-1, 9), axis=0), atol=1e-6)
 
 
+@pytest.mark.parametrize("extra", ["", "vn 0 0 1\nvt 0.5 0.5\ng part\ns off\n", "f 1 2 3 4\n", "v 0 0 0 1 0 0\n"],
+                         ids=["plain", "normals and groups", "a quad", "a coloured vertex"])
+def test_obj_triangles_read_the_same_on_either_path(tmp_path, extra):
+    """Triangle OBJs take a fast path, everything else the line-by-line one: both read the triangles written."""
+    mesh = torus(n_u=12, n_v=8)
+    v = "\n".join(f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.vertices.tolist())
+    f = "\n".join(f"f {a + 1}/{a + 1} {b + 1}//{b + 1} {c + 1}" for a, b, c in mesh.faces)
+    path = tmp_path / "torus.obj"
+    path.write_text(f"# a comment\n{v}\n{extra}{f}\n")
+    loaded = load_shape(path)
+    assert len(loaded.faces) == len(mesh.faces) + 2 * extra.startswith("f")  # the quad: two triangles
+    np.testing.assert_array_equal(loaded.vertices[loaded.faces[-len(mesh.faces):]], mesh.vertices[mesh.faces])
+
+
 @pytest.mark.parametrize("suffix", [".obj", ".mesh"])
 @pytest.mark.parametrize("shape", [circle(1.0, 32), helix(n=20)], ids=["circle", "helix"])
 def test_polyline_round_trip(tmp_path, suffix, shape):

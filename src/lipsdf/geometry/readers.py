@@ -8,6 +8,7 @@ outlines (Polygon / MultiPolygon / LineString). :mod:`lipsdf.geometry.io` turns 
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 from dataclasses import dataclass
@@ -39,7 +40,33 @@ def _obj_index(token: str, n_vertices: int) -> int:
     return index - 1 if index > 0 else n_vertices + index
 
 
+_OBJ_VERTEX = re.compile(rb"^v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)[ \t]*\r?$", re.M)
+_OBJ_TRIANGLE = re.compile(rb"^f[ \t]+([1-9]\d*)\S*[ \t]+([1-9]\d*)\S*[ \t]+([1-9]\d*)\S*[ \t]*\r?$", re.M)
+_OBJ_TAGS = re.compile(rb"^[ \t]*(v|f|l)[ \t]", re.M)
+
+
+def _read_obj_fast(data: bytes) -> Optional[RawGeometry]:
+    """The common OBJ (3D vertices, triangles with positive indices, no lines), parsed by regular
+    expressions in C: tens of times faster than line by line on a mesh of millions of triangles. None
+    where the file holds anything else, which the line-by-line reader handles (and judges)."""
+    tags = collections.Counter(_OBJ_TAGS.findall(data))
+    vertices, triangles = _OBJ_VERTEX.findall(data), _OBJ_TRIANGLE.findall(data)
+    if tags[b"l"] or not vertices or len(vertices) != tags[b"v"] or len(triangles) != tags[b"f"]:
+        return None
+    try:
+        coordinates = np.array(vertices, dtype=np.float64)
+        faces = np.array(triangles, dtype=np.int64).reshape(-1, 3) - 1
+    except ValueError:
+        return None
+    if len(faces) and faces.max() >= len(coordinates):
+        return None
+    return RawGeometry(coordinates, faces, _empty_cells(2))
+
+
 def _read_obj(path: Path) -> RawGeometry:
+    fast = _read_obj_fast(path.read_bytes())
+    if fast is not None:
+        return fast
     vertices: list[list[float]] = []
     faces: list[list[int]] = []
     edges: list[list[int]] = []

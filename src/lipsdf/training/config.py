@@ -45,7 +45,7 @@ class TrainingConfig:
     batch_size : points per optimisation step.
     lr : Adam's learning rate (the start of the decay in the ``lipsdf`` recipe); default 5e-3, or the
         paper's 5e-4 with the ``paper`` recipe.
-    adam_beta2 : Adam's second-moment decay; default 0.999. A shorter memory (0.99, 0.95) follows the
+    adam_beta2 : Adam's second-moment decay. A shorter memory (0.99, 0.95) follows the
         gradients' scale as the learning rate and the margin move, and helps short, high-rate runs.
     bf16_share : the share of the steps that run their products in bfloat16 under ``bf16`` precision.
     margin : the hinge's margin (hKR's, or ``fit-hinge``'s cap), unit-box units; default 0.01, or for

@@ -1,0 +1,111 @@
+"""Large inputs: `lipsdf sample` on meshes of millions of triangles and clouds of millions of points.
+
+Run by hand, alone on the machine (not part of the tests):
+
+    .venv/bin/python -m benchmarks.scale [--sizes 8 9] [--cloud 5000000] [-n 200000]
+
+Each mesh is an icosphere of ``20 * 4**s`` triangles (s = 8: 1.3M, s = 9: 5.2M) written as OBJ; the
+cloud is points on a sphere with their normals, as `.xyz`. Wall clock and peak memory are those of the
+`lipsdf sample` command (a new process, reading the file included); where the time goes is timed
+in this process on the same shape, one public step at a time: reading the file, orienting the mesh, the
+winding numbers and the distances of as many points as the dataset holds. Writes
+benchmarks/results/scale.json and scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.messy import icosphere
+from benchmarks.provenance import provenance
+from lipsdf.geometry import GroundTruth, PointCloud, TriangleMesh, load_shape, save_points, save_shape
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, round(time.perf_counter() - started, 2)
+
+
+def _command(path: Path, n: int, folder: Path) -> dict:
+    """`lipsdf sample PATH -n N` in a new process: its wall clock, peak memory and its printed lines."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lipsdf", "sample", str(path), "-n", str(n), "-o",
+                           str(folder / f"{path.stem}.npz")], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"lipsdf sample {path.name} failed: {done.stderr.strip()}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2 ** 20  # KiB -> GiB (the largest so far)
+    return {"wall_seconds": round(wall, 1), "peak_gib_so_far": round(peak, 2),
+            "said": [line for line in done.stdout.splitlines() if line.startswith(("mesh", "orientation", "point"))]}
+
+
+def _stages(path: Path, n: int) -> dict:
+    """Where the time goes, step by step, in this process."""
+    shape, read = _timed(lambda: load_shape(path))
+    truth = GroundTruth(shape)
+    stages = {"read": read}
+    if isinstance(shape, TriangleMesh):
+        stages["orient"] = _timed(lambda: truth.mesh_report)[1]
+    points = np.random.default_rng(0).uniform(*shape.bounds(), size=(n, 3))
+    stages["winding"] = _timed(lambda: truth.winding_number(points))[1]
+    stages["distance"] = _timed(lambda: truth.unsigned_distance(points))[1]
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[8, 9], help="icosphere subdivisions")
+    parser.add_argument("--cloud", type=int, default=5_000_000, help="points of the cloud (0: none)")
+    parser.add_argument("-n", type=int, default=200_000, help="training points of each dataset")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp())
+    rows = []
+    for subdivisions in args.sizes:
+        vertices, faces = icosphere(subdivisions)
+        path = folder / f"icosphere_{subdivisions}.obj"
+        save_shape(TriangleMesh(vertices, faces), path)
+        rows.append({"input": f"icosphere mesh, {len(faces):,} triangles", "megabytes": round(path.stat().st_size / 1e6),
+                     **_command(path, args.n, folder), "stages": _stages(path, args.n)})
+        print(rows[-1], flush=True)
+    if args.cloud:
+        rng = np.random.default_rng(0)
+        points = rng.normal(size=(args.cloud, 3))
+        points /= np.linalg.norm(points, axis=1, keepdims=True)
+        path = folder / "sphere_cloud.xyz"
+        save_points(points, path, normals=points)
+        rows.append({"input": f"point cloud with normals, {args.cloud:,} points",
+                     "megabytes": round(path.stat().st_size / 1e6), **_command(path, args.n, folder),
+                     "stages": _stages(path, args.n)})
+        print(rows[-1], flush=True)
+    result = {"rows": rows, "n": args.n, **provenance()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale.json").write_text(json.dumps(result, indent=2))
+    lines = ["# `lipsdf sample` on large inputs", "",
+             f"`{result['command']}` at {result['commit']}, {result['machine']}, {result['date']}; each "
+             f"`lipsdf sample FILE -n {args.n}` run alone, reading the file included. Peak memory: the largest "
+             "resident set of the commands so far. Stages: the same steps timed one at a time in the benchmark's "
+             f"process ({args.n:,} query points each).", "",
+             "| input | file MB | wall s | peak GiB | read s | orient s | winding s | distance s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        stage = row["stages"]
+        lines.append(f"| {row['input']} | {row['megabytes']} | {row['wall_seconds']} | {row['peak_gib_so_far']} | "
+                     f"{stage['read']} | {stage.get('orient', '-')} | {stage['winding']} | {stage['distance']} |")
+    (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
