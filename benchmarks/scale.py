@@ -4,7 +4,8 @@ Run by hand, alone on the machine (not part of the tests):
 
     .venv/bin/python -m benchmarks.scale [--sizes 8 9] [--cloud 5000000] [-n 200000]
 
-Each mesh is an icosphere of ``20 * 4**s`` triangles (s = 8: 1.3M, s = 9: 5.2M) written as OBJ; the
+Each mesh is an icosphere of ``20 * 4**s`` triangles (s = 8: 1.3M, s = 9: 5.2M) written as OBJ, or the
+shared bunny with each triangle split in four, twice (1.1M; skipped without ../shared/data); the
 cloud is points on a sphere with their normals, as `.xyz`. Wall clock and peak memory are those of the
 `lipsdf sample` command (a new process, reading the file included); where the time goes is timed
 in this process on the same shape, one public step at a time: reading the file, orienting the mesh, the
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import trimesh
 
 from benchmarks.messy import icosphere
 from benchmarks.provenance import provenance
@@ -31,6 +33,7 @@ from lipsdf.geometry import GroundTruth, PointCloud, TriangleMesh, load_shape, s
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+BUNNY = ROOT.parent / "shared" / "data" / "meshes" / "stanford-bunny.obj"
 
 
 def _timed(fn):
@@ -53,7 +56,9 @@ def _command(path: Path, n: int, folder: Path) -> dict:
 
 
 def _stages(path: Path, n: int) -> dict:
-    """Where the time goes, step by step, in this process."""
+    """Where the time goes, step by step, in this process: as many winding numbers as the dataset's points,
+    and as many exact distances as `sample` computes (all the points of a mesh's dataset; for a cloud,
+    which has no exact distance to train on, those of its 15,000 test points off the surface)."""
     shape, read = _timed(lambda: load_shape(path))
     truth = GroundTruth(shape)
     stages = {"read": read}
@@ -61,7 +66,8 @@ def _stages(path: Path, n: int) -> dict:
         stages["orient"] = _timed(lambda: truth.mesh_report)[1]
     points = np.random.default_rng(0).uniform(*shape.bounds(), size=(n, 3))
     stages["winding"] = _timed(lambda: truth.winding_number(points))[1]
-    stages["distance"] = _timed(lambda: truth.unsigned_distance(points))[1]
+    queried = points if isinstance(shape, TriangleMesh) else points[:15_000]
+    stages["distance"] = _timed(lambda: truth.unsigned_distance(queried))[1]
     return stages
 
 
@@ -69,41 +75,67 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[8, 9], help="icosphere subdivisions")
     parser.add_argument("--cloud", type=int, default=5_000_000, help="points of the cloud (0: none)")
+    parser.add_argument("--bunny", type=int, default=2, help="times the shared bunny is split 1 -> 4 (0: none)")
     parser.add_argument("-n", type=int, default=200_000, help="training points of each dataset")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as folder:
+        rows = _rows(args, Path(folder))
+    _write(rows, args.n)
+
+
+def _row(label: str, path: Path, n: int, folder: Path) -> dict:
+    row = {"input": label, "megabytes": round(path.stat().st_size / 1e6), **_command(path, n, folder),
+           "stages": _stages(path, n)}
+    print(row, flush=True)
+    return row
+
+
+def _rows(args: argparse.Namespace, folder: Path) -> list[dict]:
     rows = []
     for subdivisions in args.sizes:
         vertices, faces = icosphere(subdivisions)
         path = folder / f"icosphere_{subdivisions}.obj"
         save_shape(TriangleMesh(vertices, faces), path)
-        rows.append({"input": f"icosphere mesh, {len(faces):,} triangles", "megabytes": round(path.stat().st_size / 1e6),
-                     **_command(path, args.n, folder), "stages": _stages(path, args.n)})
-        print(rows[-1], flush=True)
+        rows.append(_row(f"icosphere mesh, {len(faces):,} triangles", path, args.n, folder))
+    if args.bunny and BUNNY.exists():  # a real shape at that size: a sphere is the worst case of exact distances
+        bunny = load_shape(BUNNY)
+        vertices, faces = bunny.vertices, bunny.faces
+        for _ in range(args.bunny):
+            vertices, faces = trimesh.remesh.subdivide(vertices, faces)
+        path = folder / "bunny_subdivided.obj"
+        save_shape(TriangleMesh(vertices, faces), path)
+        rows.append(_row(f"bunny split {4 ** args.bunny}-fold, {len(faces):,} triangles", path, args.n, folder))
     if args.cloud:
-        rng = np.random.default_rng(0)
-        points = rng.normal(size=(args.cloud, 3))
+        points = np.random.default_rng(0).normal(size=(args.cloud, 3))
         points /= np.linalg.norm(points, axis=1, keepdims=True)
         path = folder / "sphere_cloud.xyz"
         save_points(points, path, normals=points)
-        rows.append({"input": f"point cloud with normals, {args.cloud:,} points",
-                     "megabytes": round(path.stat().st_size / 1e6), **_command(path, args.n, folder),
-                     "stages": _stages(path, args.n)})
-        print(rows[-1], flush=True)
-    result = {"rows": rows, "n": args.n, **provenance()}
+        rows.append(_row(f"point cloud with normals, {args.cloud:,} points", path, args.n, folder))
+    return rows
+
+
+def _write(rows: list[dict], n: int) -> None:
+    """Write the rows, keeping the committed ones of other inputs (a rerun of some inputs replaces those)."""
+    kept = json.loads((RESULTS / "scale.json").read_text())["rows"] if (RESULTS / "scale.json").exists() else []
+    stamp = provenance()
+    rows = [row for row in kept if row["input"] not in {r["input"] for r in rows}] + [dict(r, **stamp) for r in rows]
+    result = {"rows": rows, "n": n, **stamp}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(result, indent=2))
     lines = ["# `lipsdf sample` on large inputs", "",
-             f"`{result['command']}` at {result['commit']}, {result['machine']}, {result['date']}; each "
-             f"`lipsdf sample FILE -n {args.n}` run alone, reading the file included. Peak memory: the largest "
+             f"`python -m benchmarks.scale`, {result['machine']}; each "
+             f"`lipsdf sample FILE -n {n}` run alone, reading the file included. Peak memory: the largest "
              "resident set of the commands so far. Stages: the same steps timed one at a time in the benchmark's "
-             f"process ({args.n:,} query points each).", "",
-             "| input | file MB | wall s | peak GiB | read s | orient s | winding s | distance s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"process: winding numbers of {n:,} uniform points in the shape's box, and their distances (a cloud: of "
+             "15,000 of them, the test points `sample` measures; uniform points are the slow case of a cloud on a "
+             "sphere, as of a mesh).", "",
+             "| input | file MB | wall s | peak GiB | read s | orient s | winding s | distance s | commit, date |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         stage = row["stages"]
         lines.append(f"| {row['input']} | {row['megabytes']} | {row['wall_seconds']} | {row['peak_gib_so_far']} | "
-                     f"{stage['read']} | {stage.get('orient', '-')} | {stage['winding']} | {stage['distance']} |")
+                     f"{stage['read']} | {stage.get('orient', '-')} | {stage['winding']} | {stage['distance']} | "
+                     f"{row.get('commit', result['commit'])}, {row.get('date', result['date'])} |")
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
 
 

@@ -46,7 +46,6 @@ def _stem(path: str) -> str:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from lipsdf.geometry.io import load_shape, shape_name, source_info
-    from lipsdf.render import plot_dataset
     from lipsdf.sampling import SamplingConfig, check_mode, sample
 
     output = _output(args.output, f"{shape_name(args.shape)}_{args.mode}.npz", (".npz",), "dataset file")
@@ -66,6 +65,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
                f"{counts['surface']} surface samples, {counts['test']} test points "
                f"[{dataset.metadata['seconds']:.1f} s]\nwrote {output}")
     if args.preview:
+        from lipsdf.render import plot_dataset  # matplotlib: only when asked for
         _say(args, f"wrote {plot_dataset(dataset, args.preview)}")
     return 0
 
@@ -284,8 +284,27 @@ def cmd_fit_many(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from lipsdf.export import EXPORT_FORMATS, export_field
+    from lipsdf.field import NeuralField
+
+    written = export_field(NeuralField.load(args.field), _output(args.output, "", EXPORT_FORMATS, "export file"))
+    _say(args, "wrote " + " and ".join(str(path) for path in written))
+    return 0
+
+
+def cmd_view(args: argparse.Namespace) -> int:
+    from lipsdf.export import field_program, write_view
+    from lipsdf.field import NeuralField
+
+    output = _output(args.output, f"{_stem(args.field)}.html", (".html",), "page")
+    _say(args, f"wrote {write_view(field_program(NeuralField.load(args.field)), output, _stem(args.field), args.open)}")
+    return 0
+
+
 COMMANDS = {"sample": cmd_sample, "train": cmd_train, "fit": cmd_fit, "fit-many": cmd_fit_many, "eval": cmd_eval,
-            "mesh": cmd_mesh, "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render}
+            "mesh": cmd_mesh, "sample-surface": cmd_sample_surface, "skeleton": cmd_skeleton, "render": cmd_render,
+            "export": cmd_export, "view": cmd_view}
 
 
 def _stop(signal_number: int, frame) -> None:
@@ -307,6 +326,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LipsdfError as exc:
         flag = exc.option and flag_of(parser, args.command, exc.option)
         print(f"lipsdf: error: {exc}{f' (option {flag})' if flag else ''}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("lipsdf: error: out of memory; use fewer points (-n) or a smaller input", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. no permission to write, disk full: the user's environment, not a bug
         where = f": {exc.filename}" if exc.filename else ""

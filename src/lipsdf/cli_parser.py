@@ -188,7 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_commands(command, shaped, quiet)
     _add_query_commands(command, on_field, shaped, bounded)
     _add_render_command(command, on_field)
+    _add_export_commands(command, quiet)
     return parser
+
+
+def _add_export_commands(command: Command, quiet: _Parser) -> None:
+    """``export`` and ``view``."""
+    p = command("export", "write a field as ONNX or GLSL, for use outside Python",
+                "Write a field for other programs, in world units, the format taken from the output's suffix: .onnx "
+                "(input points [N, dim], output distance [N]; metadata says the dimension, kind, architecture and "
+                "Lipschitz bound; needs pip install 'lipsdf[export]') or .glsl (GLSL ES 3.00 source of "
+                "lipsdf_distance, with its weights beside it in NAME.weights.bin, read as a float texture).", [quiet])
+    p.add_argument("field", help="field file (.pt)")
+    p.add_argument("-o", "--output", required=True, help="OUT.onnx or OUT.glsl")
+    p = command("view", "a self-contained HTML page that shows a field in the browser (WebGL2)",
+                "Write one HTML file, needing no network, that draws the field with WebGL2: sphere tracing of a "
+                "level set with an iso slider, a cutting plane with the field's values, the steps per ray (3D); the "
+                "field map with iso-lines (2D). Drag to orbit or pan, wheel to zoom.", [quiet])
+    p.add_argument("field", help="field file (.pt)")
+    p.add_argument("-o", "--output", default=None, help="page, .html (default: FIELD.html)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
 
 
 def _add_data_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None:

@@ -160,11 +160,12 @@ def evaluate_field(field: NeuralField, shape: Shape, config: Optional[Evaluation
     rng = np.random.default_rng(config.seed)
     norm = field.normalization
     diagonal = bounding_box_diagonal(shape.vertices)
+    truth = GroundTruth(shape)
+    shape = truth.oriented_shape  # a mesh's samples drawn as sampling drew them: an inverted copy measures the same
     unit_shape = shape.transformed(norm.to_unit)
     groups = {"uniform": norm.to_world(uniform_samples(config.n_uniform, field.dim, rng)),
               "near": norm.to_world(near_surface_samples(unit_shape, config.n_near, config.near_sigmas, rng))}
     points = np.vstack(list(groups.values()))
-    truth = GroundTruth(shape)
     distances = truth.signed_distance(points) if signed else truth.unsigned_distance(points)
     values = field(points, batch_size=batch_size)
     split = config.n_uniform

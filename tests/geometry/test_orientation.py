@@ -86,3 +86,17 @@ def test_point_cloud_normals_pointing_inward_or_disagreeing_are_turned():
         truth = GroundTruth(PointCloud(v, normals))
         assert truth.inside(inside).tolist() == [True, True, False]
         assert done in truth.diagnosis()["normals"]
+
+
+def test_a_large_cloud_reads_its_inside_from_a_subset_and_says_so():
+    from lipsdf.geometry import PointCloud
+    from lipsdf.geometry.distance import WINDING_POINTS
+
+    points = np.random.default_rng(0).normal(size=(WINDING_POINTS + 10_000, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    truth = GroundTruth(PointCloud(points, points))
+    queries = np.random.default_rng(1).uniform(-1.5, 1.5, size=(2000, 3))
+    radius = np.linalg.norm(queries, axis=1)
+    away = np.abs(radius - 1) > 0.05
+    assert np.mean(truth.inside(queries)[away] == (radius[away] < 1)) >= 0.999
+    assert f"winding numbers from {WINDING_POINTS:,} of the {len(points):,} points" in truth.diagnosis()["normals"]

@@ -176,30 +176,32 @@ def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Me
     faces = np.ascontiguousarray(faces, dtype=np.int64)
     _, counts, inverse = edge_counts(faces)
     consistent = not _inconsistent_edges(faces, counts, inverse)
-    if not consistent:
+    if consistent:  # every patch agrees already (the common case, inverted meshes too): its parts are its patches
+        patch = _face_components(faces, len(vertices))
+        n = int(patch.max()) + 1
+        given, given_turned = faces, np.zeros(len(faces), dtype=bool)
+    else:
         agreed, patch = igl.bfs_orient(faces)
         patch = np.unique(patch, return_inverse=True)[1].ravel()
-    else:  # every patch agrees already (the common case, inverted meshes too): its parts are its patches
-        agreed, patch = faces, _face_components(faces, len(vertices))
-    n = int(patch.max()) + 1
-    # each patch as most of its input area turned, its faces agreeing with each other
-    kept_area = np.bincount(patch, np.where(_same_turn(faces, agreed), 1.0, -1.0) * triangle_areas(vertices, faces), n)
-    given = np.where((kept_area >= 0)[patch][:, None], agreed, agreed[:, ::-1])
+        n = int(patch.max()) + 1
+        # each patch as most of its input area turned, its faces agreeing with each other
+        same = _same_turn(faces, agreed)
+        flip = (np.bincount(patch, np.where(same, 1.0, -1.0) * triangle_areas(vertices, faces), n) < 0)[patch]
+        given, given_turned = np.where(flip[:, None], agreed[:, ::-1], agreed), ~(same ^ flip)
     volume, area = _patch_volumes(vertices, given, patch, n)
     solid = np.abs(volume) > FLAT_VOLUME_SHARE * area ** 1.5
     outward = np.where((volume >= 0)[patch][:, None], given, given[:, ::-1])
-    depth = _nesting_depths(vertices, outward, patch, solid) if solid.any() else np.zeros(n, dtype=int)
+    # one patch, or no solid: nothing to nest in (and no winding-number tree to build over millions of faces)
+    depth = _nesting_depths(vertices, outward, patch, solid) if n > 1 and solid.any() else np.zeros(n, dtype=int)
     outermost = solid & (depth == 0)
-    inward = outermost & (volume < 0)
-    if outermost.any() and np.all(inward[outermost]):  # the whole mesh inverted: nested shells turn with it
-        oriented = given[:, ::-1]
-    else:
-        oriented = np.where(inward[patch][:, None], given[:, ::-1], given)
+    reverse = outermost & (volume < 0)  # by patch
+    if outermost.any() and np.all(reverse[outermost]):  # the whole mesh inverted: nested shells turn with it
+        reverse = np.ones(n, dtype=bool)
     if not solid.any():  # a soup of unconnected faces (no shared vertices) can still enclose a volume
-        whole, whole_area = _patch_volumes(vertices, oriented, np.zeros(len(faces), dtype=np.int64), 1)
-        if whole[0] < -FLAT_VOLUME_SHARE * whole_area[0] ** 1.5:
-            oriented = oriented[:, ::-1]
-    turned = ~_same_turn(faces, oriented)
+        whole, whole_area = _patch_volumes(vertices, given, np.zeros(len(faces), dtype=np.int64), 1)
+        reverse[:] = whole[0] < -FLAT_VOLUME_SHARE * whole_area[0] ** 1.5
+    oriented = np.where(reverse[patch][:, None], given[:, ::-1], given)
+    turned = given_turned ^ reverse[patch]
     turned_patches = np.bincount(patch, turned, n)
     sizes = np.bincount(patch, minlength=n)
     inverted = turned_patches == sizes

@@ -1,0 +1,148 @@
+"""A field as GLSL ES 3.00 (WebGL2) source: ``float lipsdf_distance(vec3 p)`` (``vec2`` in 2D), world units.
+
+The default network holds about 85,000 numbers, far more than WebGL2 allows in uniforms, so the weights
+travel as a float texture: one ``R32F`` texture :data:`TEXTURE_WIDTH` texels wide, the weights in order,
+row after row (the last row padded with zeros), read with ``texelFetch``. :func:`glsl_source` writes the
+source for a :class:`~lipsdf.export.program.Program` of any size and architecture; the constants
+(offsets into the texture, sizes, the normalisation) are written into it, so the only inputs are the
+sampler ``lipsdf_weights`` and the point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lipsdf.export.program import Program
+
+TEXTURE_WIDTH = 1024  # texels a row; WebGL2 guarantees textures of 2048 at least
+
+_HELPERS = """\
+float lipsdf_w(int i) { return texelFetch(lipsdf_weights, ivec2(i % LIPSDF_TEXTURE_WIDTH, i / LIPSDF_TEXTURE_WIDTH), 0).r; }
+
+float lipsdf_act(float s, int kind, float beta) {
+  if (kind == 0) return max(s, 0.0);
+  return max(s, 0.0) + log(1.0 + exp(-beta * abs(s))) / beta;
+}
+
+// x <- x + B^T act(W^T x + b), W, b, B from offset o (SLL's residual step)
+void lipsdf_sll(inout float x[LIPSDF_WIDTH], int n, int o, int kind, float beta) {
+  float h[LIPSDF_WIDTH];
+  for (int j = 0; j < n; j++) {
+    float s = lipsdf_w(o + n * n + j);
+    for (int i = 0; i < n; i++) s += x[i] * lipsdf_w(o + i * n + j);
+    h[j] = lipsdf_act(s, kind, beta);
+  }
+  int back = o + n * n + n;
+  for (int k = 0; k < n; k++) {
+    float s = 0.0;
+    for (int j = 0; j < n; j++) s += h[j] * lipsdf_w(back + j * n + k);
+    x[k] += s;
+  }
+}
+
+// x <- A x + b, A (m x n) and b from offset o; the rest of x becomes 0
+void lipsdf_affine(inout float x[LIPSDF_WIDTH], int n, int m, int o) {
+  float y[LIPSDF_WIDTH];
+  for (int r = 0; r < LIPSDF_WIDTH; r++) y[r] = 0.0;
+  for (int r = 0; r < m; r++) {
+    float s = lipsdf_w(o + m * n + r);
+    for (int c = 0; c < n; c++) s += lipsdf_w(o + r * n + c) * x[c];
+    y[r] = s;
+  }
+  for (int r = 0; r < LIPSDF_WIDTH; r++) x[r] = y[r];
+}
+
+void lipsdf_activate(inout float x[LIPSDF_WIDTH], int n, int kind, float param) {
+  for (int i = 0; i < n; i++) x[i] = kind == 2 ? sin(param * x[i]) : lipsdf_act(x[i], kind, param);
+}
+
+// GroupSort: each group of g numbers sorted ascending (g = n: the whole vector)
+void lipsdf_groupsort(inout float x[LIPSDF_WIDTH], int n, int g) {
+  for (int start = 0; start < n; start += g) {
+    for (int i = start + 1; i < start + g; i++) {
+      float v = x[i];
+      int j = i - 1;
+      while (j >= start && x[j] > v) { x[j + 1] = x[j]; j--; }
+      x[j + 1] = v;
+    }
+  }
+}
+"""
+
+
+def _float(value: float) -> str:
+    text = repr(float(np.float32(value)))
+    return text if "e" in text or "." in text else text + ".0"
+
+
+def _call(step) -> str:
+    if step.kind == "sll":
+        kind = 0 if step.activation == "relu" else 1
+        return f"lipsdf_sll(x, {step.size}, {step.offset}, {kind}, {_float(step.param or 1.0)});"
+    if step.kind == "affine":
+        return f"lipsdf_affine(x, {step.size}, {step.out}, {step.offset});"
+    if step.kind == "groupsort":
+        return f"lipsdf_groupsort(x, {step.size}, {int(step.param) or step.size});"
+    kind = {"relu": 0, "softplus": 1, "sine": 2}[step.kind]
+    return f"lipsdf_activate(x, {step.size}, {kind}, {_float(step.param or 1.0)});"
+
+
+def header(program: Program, weights_name: str) -> str:
+    """The comment at the top of the source: what the field is, and how its weights travel."""
+    d = program.description
+    bound = "1 (1-Lipschitz by construction)" if d["lipschitz_bound"] else "none (not 1-Lipschitz)"
+    rows = texture_rows(program)
+    return "\n".join([
+        f"// lipsdf {d['lipsdf_version']} distance field, GLSL ES 3.00 (WebGL2)",
+        f"// {d['dim']}D, {d['kind']}, {d['arch']} {d['layers']} x {d['width']}; Lipschitz bound: {bound}",
+        f"// world box: {d['box_min']} to {d['box_max']}; values in world units",
+        f"// weights: {weights_name}, {len(program.weights)} float32 numbers (little-endian), uploaded as an",
+        f"// R32F texture {TEXTURE_WIDTH} x {rows} (texImage2D(TEXTURE_2D, 0, R32F, {TEXTURE_WIDTH}, {rows}, 0, RED,",
+        "// FLOAT, data padded with zeros to a whole row)) bound to the sampler lipsdf_weights.",
+    ])
+
+
+def texture_rows(program: Program) -> int:
+    return max(1, -(-len(program.weights) // TEXTURE_WIDTH))
+
+
+def texture_data(program: Program) -> np.ndarray:
+    """The weights padded to the whole texture, float32."""
+    data = np.zeros(texture_rows(program) * TEXTURE_WIDTH, dtype="<f4")
+    data[:len(program.weights)] = program.weights
+    return data
+
+
+def glsl_source(program: Program, weights_name: str = "the weights file") -> str:
+    """GLSL ES 3.00 source of ``float lipsdf_distance(vecD p)`` for ``program`` (no ``#version`` line:
+    the including shader has it).
+
+    Examples
+    --------
+    >>> from lipsdf.nn import build_model
+    >>> from lipsdf.field import NeuralField
+    >>> from lipsdf.geometry.normalize import Normalization
+    >>> from lipsdf.export.program import field_program
+    >>> config = {"arch": "sll", "dim": 3, "layers": 2, "width": 8}
+    >>> source = glsl_source(field_program(NeuralField(build_model(config), Normalization(np.zeros(3), 1.0), config)))
+    >>> "float lipsdf_distance(vec3 p)" in source, source.count("lipsdf_sll(x,")
+    (True, 2)
+    """
+    vec = f"vec{program.dim}"
+    center = ", ".join(_float(c) for c in program.center)
+    lines = [header(program, weights_name), "",
+             "uniform highp sampler2D lipsdf_weights;",
+             f"#define LIPSDF_WIDTH {program.width}",
+             f"#define LIPSDF_TEXTURE_WIDTH {TEXTURE_WIDTH}",
+             f"const bool LIPSDF_IS_LIPSCHITZ = {'true' if program.description['lipschitz_bound'] else 'false'};",
+             "", _HELPERS,
+             f"float lipsdf_distance({vec} p) {{",
+             f"  {vec} u = (p - {vec}({center})) / {_float(program.scale)};",
+             "  float x[LIPSDF_WIDTH];",
+             "  for (int i = 0; i < LIPSDF_WIDTH; i++) x[i] = 0.0;",
+             *[f"  x[{i}] = u[{i}];" for i in range(program.dim)],
+             *[f"  {_call(step)}" for step in program.steps],
+             f"  float v = x[0] + {_float(program.offset)};",
+             f"  return {_float(program.scale)} * {'abs(v)' if program.unsigned else 'v'};",
+             "}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Exported fields answer as the field does: ONNX in onnxruntime, GLSL in a real browser (Chromium's
+WebGL2), every architecture; bad requests are one line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipsdf.cli import main
+from lipsdf.export import export_field, field_program, write_view
+from lipsdf.field import NeuralField
+from lipsdf.geometry.normalize import Normalization
+from lipsdf.geometry.primitives import sphere
+from lipsdf.nn import build_model
+from lipsdf.sampling import sample
+from lipsdf.training import Trainer, TrainingConfig
+
+CONFIGS = [{"arch": "sll", "dim": 3, "layers": 3, "width": 16},
+           {"arch": "sll", "dim": 2, "layers": 2, "width": 8, "activation": "softplus", "beta": 40.0},
+           {"arch": "ortho", "dim": 3, "layers": 3, "width": 16},
+           {"arch": "ortho", "dim": 2, "layers": 2, "width": 8, "group_size": None},
+           {"arch": "mlp", "dim": 3, "layers": 3, "width": 16},
+           {"arch": "siren", "dim": 2, "layers": 3, "width": 16}]
+IDS = [f"{c['arch']}-{c['dim']}d" + ("-softplus" if "activation" in c else "") for c in CONFIGS]
+
+
+def _field(config, kind="signed"):
+    center = np.arange(config["dim"], dtype=float) * 0.5
+    return NeuralField(build_model(config), Normalization(center, 2.0), config, kind=kind, offset=0.02)
+
+
+def _points(dim, n=300):
+    return np.random.default_rng(1).uniform(-2.5, 3.5, size=(n, dim))
+
+
+@pytest.fixture(scope="module")
+def sphere_field():
+    """A small field actually trained on a sphere of radius 1: f(0) is about -1, and f is 1-Lipschitz."""
+    data = sample(sphere(), "signed", n=4000, n_test=400, seed=0)
+    return Trainer(data, {"arch": "sll", "layers": 4, "width": 16},
+                   TrainingConfig(epochs=15, batch_size=500, checkpoint_every=0)).run()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("kind", ["signed", "unsigned"])
+def test_onnx_answers_as_the_field_in_world_units(tmp_path, config, kind):
+    onnx = pytest.importorskip("onnx")
+    runtime = pytest.importorskip("onnxruntime")
+    field = _field(config, kind)
+    (path,) = export_field(field, tmp_path / "f.onnx")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    meta = {entry.key: json.loads(entry.value) for entry in model.metadata_props}
+    assert meta["dim"] == config["dim"] and meta["kind"] == kind and meta["arch"] == config["arch"]
+    assert meta["lipschitz_bound"] == (1.0 if config["arch"] in ("sll", "ortho") else None)
+    np.testing.assert_allclose(meta["box_min"], field.normalization.center - 2.0)
+    session = runtime.InferenceSession(str(path))
+    for n in (1, 300):  # the batch is dynamic
+        points = _points(config["dim"], n).astype(np.float32)
+        (values,) = session.run(["distance"], {"points": points})
+        assert values.shape == (n,) and values.dtype == np.float32
+        np.testing.assert_allclose(values, field(points), atol=2e-5 * (1 + np.abs(values).max()))
+
+
+def test_exports_say_what_is_wrong_in_one_line(tmp_path, sphere_field, capsys):
+    sphere_field.save(tmp_path / "s.pt")
+    assert main(["export", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.obj")]) == 2
+    assert "must end in .onnx or .glsl" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "s.onnx")]) == 2
+    assert main(["view", str(tmp_path / "s.pt"), "-o", str(tmp_path / "no" / "s.html")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    assert not list(tmp_path.glob("s.onnx")) and not (tmp_path / "no").exists()
+
+
+def test_glsl_export_writes_the_source_and_its_weights(tmp_path, sphere_field):
+    written = export_field(sphere_field, tmp_path / "s.glsl")
+    assert [p.name for p in written] == ["s.glsl", "s.weights.bin"]
+    source = written[0].read_text()
+    assert "float lipsdf_distance(vec3 p)" in source and "1-Lipschitz by construction" in source
+    weights = np.fromfile(written[1], dtype="<f4")
+    program = field_program(sphere_field)
+    np.testing.assert_array_equal(weights[:len(program.weights)], program.weights)
+    assert len(weights) % 1024 == 0
+
+
+# ------------------------------------------------------------------ in the browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (Debian's package chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        yield browser
+        browser.close()
+
+
+def _open(browser, path: Path):
+    page = browser.new_page(viewport={"width": 320, "height": 240})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("request", lambda request: errors.append(f"network request: {request.url}")
+            if not request.url.startswith("file:") else None)
+    page.goto(path.resolve().as_uri())
+    page.evaluate("window.lipsdf.ready")
+    return page, errors
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_the_page_evaluates_the_field_in_webgl2_as_python_does(tmp_path, browser, config):
+    field = _field(config)
+    page, errors = _open(browser, write_view(field_program(field), tmp_path / "f.html", "f"))
+    points = _points(config["dim"], 200)
+    values = np.array(page.evaluate("p => window.lipsdf.evaluate(new Float32Array(p)).then(v => Array.from(v))",
+                                    points.astype(np.float32).ravel().tolist()))
+    assert errors == []
+    np.testing.assert_allclose(values, field(points.astype(np.float32)), atol=2e-4 * (1 + np.abs(values).max()))
+
+
+def test_the_page_traces_the_sphere_and_draws_the_cut(tmp_path, browser, sphere_field):
+    page, errors = _open(browser, write_view(field_program(sphere_field), tmp_path / "s.html", "s"))
+    assert "not 1-Lipschitz" not in page.inner_text("#warning")
+    page.evaluate("window.lipsdf.render({eye: [0, -4, 0], target: [0, 0, 0], up: [0, 0, 1], fov: 40, "
+                  "width: 96, height: 96, iso: 0})")
+    shot = page.locator("canvas").screenshot()
+    pixels = _pixels(page)
+    centre, corner = pixels[48, 48], pixels[2, 2]
+    assert centre.mean() > corner.mean() + 60  # the sphere, lit, on a dark background
+    assert errors == [] and len(shot) > 0
+    page.check("#cut")  # the cutting plane through the middle: the field's colours, blue inside
+    page.evaluate("window.lipsdf.render({eye: [0, -4, 3], target: [0, 0, 0], up: [0, 0, 1], fov: 40, "
+                  "width: 96, height: 96, iso: 0.5})")
+    cut = _pixels(page)
+    assert cut[40:56, 40:56, 2].mean() > cut[40:56, 40:56, 0].mean()
+
+
+def test_a_field_without_the_bound_is_said_to_be_unsafe(tmp_path, browser):
+    page, errors = _open(browser, write_view(field_program(_field(CONFIGS[4])), tmp_path / "m.html", "m"))
+    assert "not 1-Lipschitz" in page.inner_text("#warning") and errors == []
+
+
+def test_lipsdf_view_writes_a_page_that_needs_no_network(tmp_path, sphere_field, capsys):
+    sphere_field.save(tmp_path / "s.pt")
+    assert main(["view", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.html")]) == 0
+    html = (tmp_path / "s.html").read_text()
+    assert "http://" not in html and "https://" not in html and "<script src" not in html
+
+
+def _pixels(page) -> np.ndarray:
+    """The canvas's pixels (rows from the top), read back by the page itself."""
+    data = page.evaluate("""() => {
+        const c = document.querySelector('canvas'); const gl = c.getContext('webgl2');
+        const px = new Uint8Array(c.width * c.height * 4);
+        gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
+        return {w: c.width, h: c.height, px: Array.from(px)};
+    }""")
+    return np.array(data["px"], dtype=float).reshape(data["h"], data["w"], 4)[::-1]
