@@ -1,8 +1,10 @@
 """A field as GLSL ES 3.00 (WebGL2) source: ``float lipsdf_distance(vec3 p)`` (``vec2`` in 2D), world units.
 
 The default network holds about 85,000 numbers, far more than WebGL2 allows in uniforms, so the weights
-travel as a float texture: one ``R32F`` texture :data:`TEXTURE_WIDTH` texels wide, the weights in order,
-row after row (the last row padded with zeros), read with ``texelFetch``. :func:`glsl_source` writes the
+travel as a float texture: one ``RGBA32F`` texture :data:`TEXTURE_WIDTH` texels wide, four weights a
+texel, in order, row after row (the last row padded with zeros), read with ``texelFetch``. Every step's
+weights start at a multiple of four, so layers whose width is a multiple of four read four weights a
+fetch and multiply them as a ``vec4``. :func:`glsl_source` writes the
 source for a :class:`~lipsdf.export.program.Program` of any size and architecture; the constants
 (offsets into the texture, sizes, the normalisation) are written into it, so the only inputs are the
 sampler ``lipsdf_weights`` and the point.
@@ -14,10 +16,20 @@ import numpy as np
 
 from lipsdf.export.program import Program
 
-TEXTURE_WIDTH = 1024  # texels a row; WebGL2 guarantees textures of 2048 at least
+TEXTURE_WIDTH = 1024  # texels a row (4 weights each); WebGL2 guarantees textures of 2048 at least
+PER_TEXEL = 4
 
 _HELPERS = """\
-float lipsdf_w(int i) { return texelFetch(lipsdf_weights, ivec2(i % LIPSDF_TEXTURE_WIDTH, i / LIPSDF_TEXTURE_WIDTH), 0).r; }
+vec4 lipsdf_w4(int i) {  // weights i .. i + 3, i a multiple of 4
+  int t = i >> 2;
+  return texelFetch(lipsdf_weights, ivec2(t % LIPSDF_TEXTURE_WIDTH, t / LIPSDF_TEXTURE_WIDTH), 0);
+}
+float lipsdf_w(int i) { return lipsdf_w4(i & ~3)[i & 3]; }
+
+vec4 lipsdf_act4(vec4 s, int kind, float beta) {
+  if (kind == 0) return max(s, 0.0);
+  return max(s, 0.0) + log(1.0 + exp(-beta * abs(s))) / beta;
+}
 
 float lipsdf_act(float s, int kind, float beta) {
   if (kind == 0) return max(s, 0.0);
@@ -37,6 +49,23 @@ void lipsdf_sll(inout float x[LIPSDF_WIDTH], int n, int o, int kind, float beta)
     float s = 0.0;
     for (int j = 0; j < n; j++) s += h[j] * lipsdf_w(back + j * n + k);
     x[k] += s;
+  }
+}
+
+// the same, four outputs a fetch (n a multiple of 4)
+void lipsdf_sll4(inout float x[LIPSDF_WIDTH], int n, int o, int kind, float beta) {
+  float h[LIPSDF_WIDTH];
+  for (int j = 0; j < n; j += 4) {
+    vec4 s = lipsdf_w4(o + n * n + j);
+    for (int i = 0; i < n; i++) s += x[i] * lipsdf_w4(o + i * n + j);
+    s = lipsdf_act4(s, kind, beta);
+    h[j] = s.x; h[j + 1] = s.y; h[j + 2] = s.z; h[j + 3] = s.w;
+  }
+  int back = o + n * n + n;
+  for (int k = 0; k < n; k += 4) {
+    vec4 s = vec4(0.0);
+    for (int j = 0; j < n; j++) s += h[j] * lipsdf_w4(back + j * n + k);
+    x[k] += s.x; x[k + 1] += s.y; x[k + 2] += s.z; x[k + 3] += s.w;
   }
 }
 
@@ -78,7 +107,8 @@ def _float(value: float) -> str:
 def _call(step) -> str:
     if step.kind == "sll":
         kind = 0 if step.activation == "relu" else 1
-        return f"lipsdf_sll(x, {step.size}, {step.offset}, {kind}, {_float(step.param or 1.0)});"
+        name = "lipsdf_sll4" if step.size % PER_TEXEL == 0 else "lipsdf_sll"
+        return f"{name}(x, {step.size}, {step.offset}, {kind}, {_float(step.param or 1.0)});"
     if step.kind == "affine":
         return f"lipsdf_affine(x, {step.size}, {step.out}, {step.offset});"
     if step.kind == "groupsort":
@@ -96,19 +126,19 @@ def header(program: Program, weights_name: str) -> str:
         f"// lipsdf {d['lipsdf_version']} distance field, GLSL ES 3.00 (WebGL2)",
         f"// {d['dim']}D, {d['kind']}, {d['arch']} {d['layers']} x {d['width']}; Lipschitz bound: {bound}",
         f"// world box: {d['box_min']} to {d['box_max']}; values in world units",
-        f"// weights: {weights_name}, {len(program.weights)} float32 numbers (little-endian), uploaded as an",
-        f"// R32F texture {TEXTURE_WIDTH} x {rows} (texImage2D(TEXTURE_2D, 0, R32F, {TEXTURE_WIDTH}, {rows}, 0, RED,",
-        "// FLOAT, data padded with zeros to a whole row)) bound to the sampler lipsdf_weights.",
+        f"// weights: {weights_name}, {len(program.weights)} float32 numbers (little-endian), four a texel of an",
+        f"// RGBA32F texture {TEXTURE_WIDTH} x {rows} (texImage2D(TEXTURE_2D, 0, RGBA32F, {TEXTURE_WIDTH}, {rows}, 0,",
+        "// RGBA, FLOAT, data padded with zeros to a whole row)) bound to the sampler lipsdf_weights.",
     ])
 
 
 def texture_rows(program: Program) -> int:
-    return max(1, -(-len(program.weights) // TEXTURE_WIDTH))
+    return max(1, -(-len(program.weights) // (TEXTURE_WIDTH * PER_TEXEL)))
 
 
 def texture_data(program: Program) -> np.ndarray:
     """The weights padded to the whole texture, float32."""
-    data = np.zeros(texture_rows(program) * TEXTURE_WIDTH, dtype="<f4")
+    data = np.zeros(texture_rows(program) * TEXTURE_WIDTH * PER_TEXEL, dtype="<f4")
     data[:len(program.weights)] = program.weights
     return data
 
@@ -125,7 +155,7 @@ def glsl_source(program: Program, weights_name: str = "the weights file") -> str
     >>> from lipsdf.export.program import field_program
     >>> config = {"arch": "sll", "dim": 3, "layers": 2, "width": 8}
     >>> source = glsl_source(field_program(NeuralField(build_model(config), Normalization(np.zeros(3), 1.0), config)))
-    >>> "float lipsdf_distance(vec3 p)" in source, source.count("lipsdf_sll(x,")
+    >>> "float lipsdf_distance(vec3 p)" in source, source.count("lipsdf_sll4(x,")
     (True, 2)
     """
     vec = f"vec{program.dim}"

@@ -91,12 +91,18 @@ def _activation(x: np.ndarray, kind: str, beta: float) -> np.ndarray:
     return np.maximum(x, 0.0) + np.log1p(np.exp(-beta * np.abs(x))) / beta
 
 
+ALIGNMENT = 4  # every step's weights start at a multiple of 4: a shader reads them four at a time
+
+
 class _Writer:
     def __init__(self) -> None:
         self.parts: list[np.ndarray] = []
         self.size = 0
 
     def add(self, *arrays: torch.Tensor) -> int:
+        if self.size % ALIGNMENT:
+            self.parts.append(np.zeros(ALIGNMENT - self.size % ALIGNMENT))
+            self.size += len(self.parts[-1])
         offset = self.size
         for array in arrays:
             flat = array.detach().double().cpu().numpy().reshape(-1)
