@@ -142,6 +142,25 @@ def test_the_page_traces_the_sphere_and_draws_the_cut(tmp_path, browser, sphere_
     assert cut[44:52, 44:52, 2].mean() > cut[44:52, 44:52, 0].mean() + 40
 
 
+def test_tracing_through_the_coarse_grid_draws_what_tracing_the_network_draws(tmp_path, browser, sphere_field):
+    page, errors = _open(browser, write_view(field_program(sphere_field), tmp_path / "s.html", "s"))
+    view = "{eye: [2.5, -3, 1.5], target: [0, 0, 0], up: [0, 0, 1], fov: 40, width: 64, height: 64, iso: 0.1"
+    page.evaluate(f"window.lipsdf.render({view}, coarse: false}})")
+    exact = _pixels(page)
+    page.evaluate(f"window.lipsdf.render({view}}})")
+    fast = _pixels(page)
+    assert errors == [] and exact[..., :3].std() > 20  # something was drawn
+    differ = np.abs(exact - fast)[..., :3].max(axis=2) > 8
+    # the same picture but on the silhouette, where rays that pass within the stopping distance of the
+    # surface count as hits in one trace and not in the other (the background varies only by row)
+    shape = np.abs(exact - exact[:, :1])[..., :3].max(axis=2) > 8
+    edge = np.zeros_like(shape)
+    for shift in (1, -1, 2, -2):
+        for axis in (0, 1):
+            edge |= shape != np.roll(shape, shift, axis)
+    assert shape.mean() > 0.1 and not np.any(differ & ~edge)
+
+
 def test_a_field_without_the_bound_is_said_to_be_unsafe(tmp_path, browser):
     page, errors = _open(browser, write_view(field_program(_field(CONFIGS[4])), tmp_path / "m.html", "m"))
     assert "not 1-Lipschitz" in page.inner_text("#warning") and errors == []
