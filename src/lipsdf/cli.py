@@ -328,7 +328,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"lipsdf: error: {exc}{f' (option {flag})' if flag else ''}", file=sys.stderr)
         return EXIT_USAGE
     except MemoryError:
-        print("lipsdf: error: out of memory; use fewer points (-n) or a smaller input", file=sys.stderr)
+        print("lipsdf: error: out of memory; try a smaller input, fewer points (-n) or a lower --res", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # e.g. no permission to write, disk full: the user's environment, not a bug
         where = f": {exc.filename}" if exc.filename else ""

@@ -239,7 +239,9 @@ def sample(
     diagnosis = truth.diagnosis()
     if diagnosis is not None:
         if estimated:  # the cloud had no normals of its own: those checked were estimated here
-            diagnosis = {"normals": "estimated (none given)", "lines": ["point cloud normals: estimated (none given)"]}
+            kept = [part for part in diagnosis["normals"].split("; ") if part.startswith("winding numbers from")]
+            done = "; ".join(["estimated (none given)", *kept])
+            diagnosis = {"normals": done, "lines": [f"point cloud normals: {done}"]}
         metadata["diagnosis"] = diagnosis
     return PointDataset(mode, arrays, normalization, metadata)
 

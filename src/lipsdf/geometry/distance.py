@@ -33,9 +33,10 @@ from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_
 
 ProgressCallback = Callable[[int], None]
 # A point cloud's winding numbers are read from at most this many of its points (a random subset, each point
-# standing for its share of the area): libigl's octree and expansion took 1.5 s and 1.6 GB for 50,000 points
-# on a sphere, 19 s and 7 GB for 200,000 (benchmarks/results/scale.md). Inside and outside farther from the
-# surface than the subset's spacing do not change; signs closer than that come from fewer points.
+# standing for its share of the area): libigl's octree and expansion grow faster than the points, to
+# gigabytes at a few hundred thousand; with 50,000 a 5M-point cloud samples in under a minute and 2.3 GB
+# (benchmarks/results/scale.md). Inside and outside farther from the surface than the subset's spacing do
+# not change; signs closer than that come from fewer points.
 WINDING_POINTS = 50_000
 
 
@@ -161,11 +162,11 @@ class GroundTruth:
         numbers were asked for (its normals, and what was done to them), with ``lines`` for people."""
         report = self.mesh_report
         if report is not None:
-            lines = report.lines()
-            if self.largest_winding > 1.5:
+            overlapping, lines = self.largest_winding > 1.5, report.lines()
+            if overlapping:
                 lines.append(f"overlapping or self-intersecting parts: the winding number reaches "
                              f"{self.largest_winding:.0f} (inside any part counts as inside)")
-            return dict(report.to_dict(), overlapping=self.largest_winding > 1.5, lines=lines)
+            return dict(report.to_dict(), overlapping=overlapping, lines=lines)
         if self._normals_done is None:
             return None
         return {"normals": self._normals_done, "lines": [f"point cloud normals: {self._normals_done}"]}

@@ -91,14 +91,14 @@ class MeshReport:
         return dict(asdict(self), orientable=self.orientable)
 
 
-def edge_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The undirected edges of ``faces`` (sorted pairs), how many faces each has, and for each of the
-    ``3 * len(faces)`` directed edges (``[0, 1], [1, 2], [2, 0]`` of every face, face by face) the index
-    of its undirected edge."""
+def edge_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How many faces each undirected edge of ``faces`` has, and for each of the ``3 * len(faces)``
+    directed edges (``[0, 1], [1, 2], [2, 0]`` of every face, face by face) the index of its undirected
+    edge."""
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     low, high, n = directed.min(axis=1), directed.max(axis=1), int(faces.max()) + 1
-    keys, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
-    return np.stack([keys // n, keys % n], axis=1), counts, inverse.ravel()
+    _, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
+    return counts, inverse.ravel()
 
 
 def _inconsistent_edges(faces: np.ndarray, counts: Optional[np.ndarray] = None,
@@ -106,7 +106,7 @@ def _inconsistent_edges(faces: np.ndarray, counts: Optional[np.ndarray] = None,
     """Edges of exactly two faces that run the same way in both (the faces disagree); ``counts`` and
     ``inverse`` are :func:`edge_counts` of these ``faces``, when known."""
     if counts is None or inverse is None:
-        _, counts, inverse = edge_counts(faces)
+        counts, inverse = edge_counts(faces)
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     forward = (directed[:, 0] < directed[:, 1]).astype(np.int64)
     forward_count = np.bincount(inverse, weights=forward, minlength=len(counts))
@@ -134,12 +134,13 @@ def _nesting_depths(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray, 
     ill-defined winding number)."""
     n = len(solid)
     order = np.argsort(patch, kind="stable")
-    starts = np.searchsorted(patch[order], np.arange(n))
     sizes = np.bincount(patch, minlength=n)
-    picks = [order[starts[p] + np.linspace(0, sizes[p] - 1, min(REPRESENTATIVE_FACES, sizes[p])).astype(int)]
-             for p in range(n)]
-    chosen = np.concatenate(picks)
-    owner = np.repeat(np.arange(n), [len(p) for p in picks])
+    starts = np.cumsum(sizes) - sizes
+    # up to REPRESENTATIVE_FACES faces of each patch, spread over its faces
+    picked = np.minimum(sizes, REPRESENTATIVE_FACES)
+    owner = np.repeat(np.arange(n), picked)
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(picked) - picked, picked)
+    chosen = order[starts[owner] + rank * (sizes[owner] - 1) // np.maximum(picked[owner] - 1, 1)]
     corners = vertices[faces[chosen]]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
@@ -160,8 +161,8 @@ def _face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
 
 
 def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, MeshReport]:
-    """``faces`` turned so that every orientable patch agrees with itself and faces outward (a nested
-    shell faces its cavity), with a report of what the mesh is and what was turned.
+    """``faces`` turned so that every orientable patch agrees with itself and every outermost solid faces
+    outward (see the module docstring), with a report of what the mesh is and what was turned.
 
     Examples
     --------
@@ -174,7 +175,7 @@ def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Me
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
-    _, counts, inverse = edge_counts(faces)
+    counts, inverse = edge_counts(faces)
     consistent = not _inconsistent_edges(faces, counts, inverse)
     if consistent:  # every patch agrees already (the common case, inverted meshes too): its parts are its patches
         patch = _face_components(faces, len(vertices))

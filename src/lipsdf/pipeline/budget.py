@@ -85,8 +85,14 @@ class TimeLimit(Callback):
 
     Examples
     --------
-    >>> import time
-    >>> limit = TimeLimit(deadline=time.perf_counter() - 1.0)  # already past
+    >>> from lipsdf.sampling import sample
+    >>> from lipsdf.geometry.primitives import circle
+    >>> data = sample(circle(), "signed", n=1000, n_test=200, seed=0)
+    >>> config = TrainingConfig(epochs=50, batch_size=500, checkpoint_every=0)
+    >>> late = TimeLimit(deadline=time.perf_counter())  # already due: the first epoch is the last
+    >>> field = Trainer(data, {"arch": "sll", "layers": 2, "width": 8}, config, callbacks=[late]).run()
+    >>> field.summary["epochs"], field.summary["stopped"].startswith("time budget: stopped after epoch 1 of 50")
+    (1, True)
     """
 
     def __init__(self, deadline: float) -> None:
