@@ -58,12 +58,12 @@ def run_case(name: str) -> dict:
 
 
 def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field: Optional[Path] = None) -> dict:
-    """One `lipsdf fit` of ``path`` with ``options`` (``quick``, ``mode``, ``time``: the command's flags; and
+    """One `lipsdf fit` of ``path`` with ``options`` (``quick``, ``mode``, ``time``, ``reference``: the command's flags; and
     ``training``: flags of training fields) into a scratch folder, as a new process: its row (wall seconds,
     the fit's own stage times, the budget and epochs it chose, settings, metrics). Its picture is copied to
     ``picture`` and its field to ``field`` when given."""
     command = [sys.executable, "-m", "lipsdf", "fit", str(path), "-q"] + ["--quick"] * bool(options.get("quick"))
-    for key in ("mode", "time"):
+    for key in ("mode", "time", "reference"):
         if key in options:
             command += [f"--{key}", str(options[key])]
     for key, value in options.get("training", {}).items():

@@ -252,13 +252,13 @@ def test_signed_fits_draw_most_points_near_the_surface():
     # unsigned data put a share of their points on the shape for its labels, so only their settings are compared
     unsigned = plan_fit(shape, mode="unsigned")
     assert unsigned.sampling.near_sigmas == (0.01, 0.05)
-    cloud = plan_fit(PointCloud(sphere().vertices))
-    assert cloud.sampling.uniform_fraction == 0.5
+    cloud = plan_fit(PointCloud(sphere().vertices))  # a scan samples as a mesh does, in its own budget
+    assert cloud.sampling.uniform_fraction == 0.25 and (cloud.recipe, cloud.budget.seconds) == ("scan", 180.0)
     # outlines and quick fits of meshes step further with a shorter memory; full fits of meshes do not
     quick_mesh = plan_fit(sphere(), mode="signed", quick=True)
     for plan in (signed, quick_mesh):
         assert (plan.training.learning_rate, plan.training.adam_beta2) == (1e-2, 0.95)
-    for plan in (plan_fit(sphere(), mode="signed"), unsigned, cloud):
+    for plan in (plan_fit(sphere(), mode="signed"), unsigned, cloud):  # Muon for the signed ones' matrices
         assert (plan.training.learning_rate, plan.training.adam_beta2) == (5e-3, 0.999)
     assert (paper.training.learning_rate, paper.training.adam_beta2) == (5e-4, 0.999)
 

@@ -47,12 +47,16 @@ def test_unsigned_mode_keeps_exact_unsigned_distances():
     assert np.all(data.distances[data.labels == -1] == 0)
 
 
-def test_point_clouds_have_labels_but_no_exact_distances():
+def test_point_clouds_have_labels_and_estimated_distances_in_signed_mode_only():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(500, 3))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     data = sample(PointCloud(points, normals=points), "signed", n=2000, n_test=400, seed=0)
-    assert "labels" in data.arrays and "distances" not in data.arrays
+    assert "labels" in data.arrays and "distances" in data.arrays
+    far = np.abs(np.linalg.norm(data.world("points"), axis=1) - 1) > 0.05
+    assert np.array_equal(np.sign(data.distances[far]), data.labels[far].astype(float))
+    unsigned = sample(PointCloud(points, normals=points), "unsigned", n=2000, n_test=400, seed=0)
+    assert "distances" not in unsigned.arrays
 
 
 def test_unsigned_mode_separates_surface_from_elsewhere():

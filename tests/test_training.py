@@ -71,11 +71,14 @@ def test_default_recipe_fits_a_circle_accurately(tmp_path):
     assert result.metrics.lipschitz.max_ratio <= 1 + 1e-6
 
 
-def test_fit_hinge_needs_exact_distances():
+def test_fit_hinge_needs_distances():
+    """A signed point cloud has estimated distances (fit-hinge), an unsigned one none (hKR)."""
     rng = np.random.default_rng(0)
     points = rng.normal(size=(500, 3))
     points /= np.linalg.norm(points, axis=1, keepdims=True)
-    data = sample(PointCloud(points, normals=points), "signed", n=2000, n_test=400, seed=0)
+    signed = sample(PointCloud(points, normals=points), "signed", n=2000, n_test=400, seed=0)
+    assert Trainer(signed, SMALL, TrainingConfig(epochs=1)).loss_name == "fit-hinge"
+    data = sample(PointCloud(points, normals=points), "unsigned", n=2000, n_test=400, seed=0)
     assert Trainer(data, SMALL, TrainingConfig(epochs=1)).loss_name == "hkr"
     with pytest.raises(ModeError, match="exact distances"):
         Trainer(data, SMALL, TrainingConfig(epochs=1, loss="fit-hinge"))

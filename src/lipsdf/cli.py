@@ -224,17 +224,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from lipsdf.evaluate import EvaluationConfig, evaluate_field
+    from lipsdf.evaluate import EvaluationConfig, against_points_note, evaluate_field
     from lipsdf.geometry.io import load_shape
 
     output = _output(args.output, f"{_stem(args.field)}_metrics.json", (".json",), "metrics file")
     config = EvaluationConfig(**given(args, "evaluation"), resolution=args.res, seed=args.seed)
-    field = _load_field(args)
-    shape = load_shape(args.against, kind=args.kind)
+    field, shape = _load_field(args), load_shape(args.reference, kind=args.kind)
     metrics = evaluate_field(field, shape, config, batch_size=args.batch_size)
-    metrics.save(output, field=str(args.field), against=str(args.against))
-    _say(args, f"{args.field} ({field.kind} {field.arch} field) against {args.against} ({shape.describe()}), "
-               f"diagonal {metrics.diagonal:.4g} [{metrics.seconds:.1f} s]\n{metrics.table()}\nwrote {output}")
+    metrics.save(output, field=str(args.field), reference=str(args.reference))
+    note = against_points_note(shape)
+    _say(args, "\n".join([f"{args.field} ({field.kind} {field.arch} field) against {args.reference} "
+                          f"({shape.describe()}), diagonal {metrics.diagonal:.4g} [{metrics.seconds:.1f} s]",
+                          metrics.table(), *([f"note: {note}"] if note else []), f"wrote {output}"]))
     return 0
 
 
@@ -244,6 +245,7 @@ def _fit_options(args: argparse.Namespace) -> "FitOptions":
 
     return FitOptions(mode=args.mode, kind=args.kind, quick=args.quick, time=args.time, seed=args.seed,
                       resolution=args.res, image_size=args.image_size, device=args.device,
+                      reference=getattr(args, "reference", None),
                       **{group: given(args, group) for group in ("sampling", "training", "model", "evaluation")})
 
 

@@ -56,7 +56,8 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
                  "--padding": ("padding", {}), "--band": ("band", {"type": float, "nargs": 2,
                                                                    "metavar": ("LO", "HI")})},
     "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {"type": float}),
-                 "--adam-beta2": ("adam_beta2", {}),
+                 "--adam-beta2": ("adam_beta2", {}), "--optimiser": ("optimiser", {"choices": ("adam", "muon")}),
+                 "--muon-lr": ("muon_lr", {}),
                  "--margin": ("margin", {"type": float}), "--final-margin": ("final_margin", {"type": float}),
                  "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
                  "--loss": ("loss", {"choices": ("hkr", "fit", "fit-hinge", "sal", "sald")}), "--eikonal": ("eikonal", {}),
@@ -281,6 +282,8 @@ def _add_fit_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None
     p.add_argument("-o", "--output", default=None, help="output folder, made if missing (default: NAME_fit)")
     p.add_argument("--resume", default=None, metavar="OUTDIR",
                    help="continue the interrupted fit in OUTDIR from its last checkpoint, with its own settings")
+    p.add_argument("--reference", default=None, metavar="SHAPE",
+                   help="evaluate against this shape instead of the input: a scan's true surface (a mesh), say")
     p = command("fit-many", "fit a collection of shapes in parallel (local cores, GPUs, or Ray)",
                 "Fit every shape of a collection into OUTDIR/NAME/, exactly as `lipsdf fit` would, on a pool of "
                 "local worker processes or as Ray tasks. Reruns skip the shapes whose outputs are complete and were "
@@ -310,7 +313,9 @@ def _add_query_commands(command: Command, on_field: _Parser, shaped: _Parser, bo
                 "points, gradient norms, the largest |f(x) - f(y)| / |x - y| over random pairs, how often |f| exceeds "
                 "the true distance; Chamfer, Hausdorff and normal consistency of the field's contour against the "
                 "shape. Prints a table and writes JSON.", [on_field, shaped])
-    p.add_argument("--against", required=True, metavar="SHAPE", help="the ground truth: " + SHAPE_HELP)
+    p.add_argument("--reference", "--against", dest="reference", required=True, metavar="SHAPE",
+                   help="the truth to measure against: the shape the field was fitted to, or for a scan's field the "
+                        "true surface (a mesh); " + SHAPE_HELP)
     _add_config_options(p, "evaluation")
     p.add_argument("--res", type=_positive_int, default=None, help=f"contour grid (default: {res(DEFAULT_RESOLUTION)})")
     p.add_argument("-o", "--output", default=None, help="metrics file, .json (default: FIELD_metrics.json)")

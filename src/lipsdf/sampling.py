@@ -152,6 +152,19 @@ def _balanced_signed(shape: Shape, truth: GroundTruth, config: SamplingConfig, r
     return {"points": points[order], "labels": labels[order]}
 
 
+def _signed_with_distances(shape: Shape, truth: GroundTruth, config: SamplingConfig, rng: np.random.Generator,
+                           update, exact: bool) -> dict[str, np.ndarray]:
+    """Balanced signed points with their distances: the label's sign (the winding number's) on the exact
+    unsigned distance, or for a point cloud the distance estimated from its points and normals (whose sign
+    may differ from the label's within the points' noise)."""
+    arrays = _balanced_signed(shape, truth, config, rng, update)
+    if exact:
+        arrays["distances"] = arrays["labels"] * truth.unsigned_distance(arrays["points"], update)
+    else:
+        arrays["distances"] = truth.estimated_signed_distance(arrays["points"], arrays["labels"] == OUTSIDE)
+    return arrays
+
+
 def _test_set(shape: Shape, truth: GroundTruth, config: SamplingConfig, rng: np.random.Generator,
               update) -> dict[str, np.ndarray]:
     n_uniform = config.n_test // 2
@@ -209,9 +222,7 @@ def sample(
     with progress_bar(n_queries, f"sampling {mode}", quiet=quiet) as bar:
         update = bar.update
         if mode == "signed":
-            arrays = _balanced_signed(unit_shape, truth, config, rng, update)
-            if exact:  # the label's sign (the winding number's) on the exact unsigned distance
-                arrays["distances"] = arrays["labels"] * truth.unsigned_distance(arrays["points"], update)
+            arrays = _signed_with_distances(unit_shape, truth, config, rng, update, exact)
         elif mode == "unsigned":
             n_surface = config.n // 2
             on, _ = surface_samples(unit_shape, n_surface, rng)

@@ -27,6 +27,7 @@ from scipy.spatial import cKDTree
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.normals import oriented_normals_and_areas
 from lipsdf.geometry.orientation import MeshReport, orient_mesh
+from lipsdf.geometry.scan import ScanDistance
 from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
 from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
                                      polyline_winding_kernel)
@@ -83,6 +84,7 @@ class GroundTruth:
         self._winding: Optional[Callable[[np.ndarray], np.ndarray]] = None
         self._oriented: Optional[tuple[np.ndarray, MeshReport]] = None
         self._normals_done: Optional[str] = None
+        self._scan: Optional[ScanDistance] = None
         self.largest_winding = 0.0  # over the winding numbers asked for so far: above 1.5, parts overlap
 
     @property
@@ -145,6 +147,7 @@ class GroundTruth:
                     pick = np.sort(np.random.default_rng(0).choice(len(shape.points), WINDING_POINTS, replace=False))
                     cloud = PointCloud(shape.points[pick], None if shape.normals is None else shape.normals[pick])
                 normals, areas, self._normals_done = oriented_normals_and_areas(cloud)
+                self._scan = ScanDistance(cloud.points, normals)
                 if cloud is not shape:
                     self._normals_done += f"; winding numbers from {WINDING_POINTS:,} of the {len(shape.points):,} points"
                 self._winding = point_cloud_winding_kernel(cloud.points, normals, areas)
@@ -196,6 +199,15 @@ class GroundTruth:
             return np.where(winding(q) > 0.5, -d, d)
 
         return batched(kernel, points, self.batch_size, progress)
+
+    def estimated_signed_distance(self, points: np.ndarray, outside: np.ndarray) -> np.ndarray:
+        """A point cloud's signed distance as :class:`~lipsdf.geometry.scan.ScanDistance` estimates it from
+        the points and their oriented normals (those of its winding numbers); ``outside`` (booleans, the
+        winding number's) signs the points beyond the points' band."""
+        if not isinstance(self.shape, PointCloud):
+            raise GeometryError(f"estimated distances are for point clouds; a {self.shape.kind} has exact ones")
+        self._winding_kernel()  # orients the normals the estimate reads
+        return self._scan(self._check(points), np.where(outside, 1.0, -1.0))
 
     def distance(self, points: np.ndarray, progress: Optional[ProgressCallback] = None) -> np.ndarray:
         """Signed distance where inside/outside is defined, unsigned distance otherwise."""

@@ -19,7 +19,7 @@ from lipsdf.training import TrainingConfig
 
 GROUPS = ("sampling", "training", "model", "evaluation")
 MODEL_KEYS = ("arch", "layers", "width")
-SCALAR_KEYS = ("mode", "kind", "quick", "time", "recipe", "seed", "resolution", "image_size", "device")
+SCALAR_KEYS = ("mode", "kind", "quick", "time", "recipe", "seed", "resolution", "image_size", "device", "reference")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -64,6 +64,8 @@ class FitOptions:
     resolution : contour grid, vertices along the longest side.
     image_size : side of the 3D picture in pixels.
     device : ``cpu`` or ``cuda`` (default: CUDA when present).
+    reference : a shape file to evaluate the field against instead of the input: the true surface of a
+        scan, say (default: the input itself).
 
     Examples
     --------
@@ -85,6 +87,7 @@ class FitOptions:
     resolution: Optional[int] = None
     image_size: Optional[int] = None
     device: Optional[str] = None
+    reference: Optional[str] = None
 
     def __post_init__(self) -> None:
         training = dict(self.training)

@@ -10,8 +10,9 @@ result; the history of each default lives in ``benchmarks/results/``.
 recipe                            budget     for
 ================================  =========  ==================================================
 ``mesh``                          10 min     signed fields of meshes (exact distances), CPU
-``outline``                       3 min      signed fields of 2D outlines, CPU
-``field-3d`` / ``field-2d``       10 / 3 min unsigned fields, point clouds (CPU)
+``scan``                          3 min      signed fields of 3D point clouds (estimated distances), CPU
+``outline``                       3 min      signed fields of 2D outlines (and 2D point clouds), CPU
+``field-3d`` / ``field-2d``       10 / 3 min unsigned fields (CPU)
 ``*-quick``                       1 min      the same, as a preview
 ``gpu-3d`` / ``gpu-2d``           20 / 15 s  any field on a CUDA GPU
 ``paper``                         as above   the paper's SLL 20 x 128 with hKR at lr 5e-4
@@ -57,6 +58,9 @@ OUTLINE_SAMPLING = {"uniform_fraction": 0.25, "near_sigmas": (0.002, 0.006, 0.03
 # mesh fits did better at lr 5e-3 and beta2 0.999 (benchmarks/results/budget_levers.md, optimiser rows).
 FAST_OPTIMISER = {"lr": 1e-2, "adam_beta2": 0.95}
 MESH_OPTIMISER = {"lr": 5e-3, "adam_beta2": 0.999}
+# Signed CPU fits step their weight matrices by Muon: at an equal time it places the zero level 1.4-3x
+# closer than Adam did (benchmarks/results/convergence.md).
+MUON = {"optimiser": "muon", "muon_lr": 0.02}
 QUICK_EVALUATION = {"n_uniform": 5_000, "n_near": 5_000, "n_pairs": 20_000, "n_surface": 20_000}
 SLL_20x64 = {"layers": 20, "width": 64}
 
@@ -64,17 +68,17 @@ SLL_20x64 = {"layers": 20, "width": 64}
 # benchmarks/results/defaults.json.
 _CPU = {
     "mesh": Recipe("mesh", 10 * MINUTE, {"n": 200_000, "n_test": 20_000, **SIGNED_SAMPLING},
-                   {"batch_size": 2048, **MESH_OPTIMISER}, SLL_20x64, 192, 512, finish_seconds=15),
+                   {"batch_size": 2048, **MESH_OPTIMISER, **MUON}, SLL_20x64, 192, 512, finish_seconds=15),
     "mesh-quick": Recipe("mesh-quick", MINUTE, {"n": 40_000, "n_test": 5_000, **SIGNED_SAMPLING},
-                         {"batch_size": 2048, **FAST_OPTIMISER}, SLL_20x64, 96, 256, QUICK_EVALUATION, 5),
+                         {"batch_size": 2048, **FAST_OPTIMISER, **MUON}, SLL_20x64, 96, 256, QUICK_EVALUATION, 5),
     # SLL 20 x 48 on 100k points: at an equal time, more steps place a 2D zero level better (budget_levers.md)
     "outline": Recipe("outline", 3 * MINUTE, {"n": 100_000, "n_test": 20_000, **OUTLINE_SAMPLING},
-                      {"batch_size": 2048, **FAST_OPTIMISER}, {"layers": 20, "width": 48}, 512, 0,
+                      {"batch_size": 2048, **FAST_OPTIMISER, **MUON}, {"layers": 20, "width": 48}, 512, 0,
                       finish_seconds=6),
     "outline-quick": Recipe("outline-quick", MINUTE, {"n": 20_000, "n_test": 5_000, **OUTLINE_SAMPLING},
-                            {"batch_size": 1024, **FAST_OPTIMISER}, {"layers": 20, "width": 48}, 256, 0,
+                            {"batch_size": 1024, **FAST_OPTIMISER, **MUON}, {"layers": 20, "width": 48}, 256, 0,
                             QUICK_EVALUATION, 4),
-    # unsigned fields and point clouds keep the settings they were measured with (accuracy_levers.md)
+    # unsigned fields keep the settings they were measured with (accuracy_levers.md)
     "field-3d": Recipe("field-3d", 10 * MINUTE, {"n": 200_000, "n_test": 20_000},
                        {"batch_size": 4096, **MESH_OPTIMISER}, SLL_20x64, 192, 512, finish_seconds=15),
     "field-3d-quick": Recipe("field-3d-quick", MINUTE, {"n": 40_000, "n_test": 5_000},
@@ -94,14 +98,18 @@ _GPU = {
     2: Recipe("gpu-2d", 15.0, {"n": 200_000, "n_test": 20_000},
               {"batch_size": 16384, "lr": 7e-3, **_GPU_TRAINING}, SLL_20x64, 512, 0, finish_seconds=3),
 }
+# A scan trains as a mesh does, on distances estimated from its points, in the time Screened Poisson users
+# expect to wait (benchmarks/results/quality.md, scans).
+_CPU["scan"] = _CPU["mesh"].replace(name="scan", budget=3 * MINUTE)
+_CPU["scan-quick"] = _CPU["mesh-quick"].replace(name="scan-quick")
 CPU_CHECKPOINT_EVERY = 5
 
 
 def recipe_for(dim: int, quick: bool = False, device: Optional[str] = "cpu", recipe: str = "lipsdf",
-               signed: bool = True) -> Recipe:
-    """The recipe of a fit: by dimension, ``quick``, device, ``recipe`` (``lipsdf`` or ``paper``) and
-    whether it trains a signed field on exact distances (a mesh or an outline, not a point cloud and not
-    an unsigned field).
+               signed: bool = True, scan: bool = False) -> Recipe:
+    """The recipe of a fit: by dimension, ``quick``, device, ``recipe`` (``lipsdf`` or ``paper``), whether
+    it trains a signed field (on distances: exact ones, or a point cloud's estimated ones) and whether the
+    shape is a point cloud (``scan``).
 
     On a CPU with native bfloat16 (:func:`~lipsdf.training.bf16_is_fast`), training runs its first 3/4 of
     steps with bfloat16 products, which makes a step cheaper, so the same budget buys more epochs.
@@ -110,20 +118,21 @@ def recipe_for(dim: int, quick: bool = False, device: Optional[str] = "cpu", rec
     --------
     >>> recipe_for(3).name, recipe_for(3).budget, recipe_for(2).budget, recipe_for(3, quick=True).budget
     ('mesh', 600.0, 180.0, 60.0)
-    >>> recipe_for(3, signed=False).name, recipe_for(2, quick=True).resolution
-    ('field-3d', 256)
+    >>> recipe_for(3, signed=False).name, recipe_for(2, quick=True).resolution, recipe_for(3, scan=True).budget
+    ('field-3d', 256, 180.0)
     >>> recipe_for(3, recipe="paper").model, recipe_for(3, recipe="paper").training["loss"]
     ({'layers': 20, 'width': 128}, 'hkr')
     """
     if recipe == "paper":  # the paper's network, loss and sampling, in float32, in the same budget
         base = recipe_for(dim, quick, device, signed=False)
         training = {key: value for key, value in base.training.items()
-                    if key != "lr" and (key, value) != ("matmul_precision", "bf16")}
+                    if key not in ("lr", *MUON) and (key, value) != ("matmul_precision", "bf16")}
         return base.replace(name=f"paper ({base.name})", model={"layers": 20, "width": 128},
                             training={**training, "loss": "hkr", "recipe": "paper", "batch_size": 4096})
     if device is not None and str(device).startswith("cuda"):
         return _GPU[dim]
-    kind = ("mesh" if dim == 3 else "outline") if signed else f"field-{dim}d"
+    kind = ("scan" if scan else "mesh") if dim == 3 else "outline"
+    kind = kind if signed else f"field-{dim}d"
     chosen = _CPU[f"{kind}-quick" if quick else kind]
     training = {"checkpoint_every": CPU_CHECKPOINT_EVERY, **chosen.training}
     if bf16_is_fast("cpu"):  # elsewhere bfloat16 is emulated, and slower than float32

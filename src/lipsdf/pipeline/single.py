@@ -21,8 +21,8 @@ from typing import Any, Callable, Optional, Union
 import torch
 
 from lipsdf.dataset import PointDataset
-from lipsdf.errors import InputFileError
-from lipsdf.evaluate import EvaluationConfig, evaluate_field
+from lipsdf.errors import InputFileError, LipsdfError
+from lipsdf.evaluate import EvaluationConfig, against_points_note, evaluate_field
 from lipsdf.field import CUDA_BATCH_SIZE, NeuralField, resolve_device
 from lipsdf.files import PathLike, atomic_output
 from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
@@ -62,6 +62,8 @@ class FitPlan:
     quick: bool
     recipe: str
     budget: Optional[Budget] = None
+    reference: Optional[Shape] = None  # what the field is evaluated against, when not the input
+    reference_path: Optional[str] = None
 
     def files(self, folder: Path) -> dict[str, Path]:
         """The files the fit writes into ``folder``, by role."""
@@ -78,14 +80,15 @@ class FitPlan:
                 "model": {key: self.model[key] for key in ("arch", "layers", "width", "activation", "beta")
                           if key in self.model},
                 "resolution": self.resolution, "image_size": self.image_size, "device": str(self.device),
-                "recipe": self.recipe, "budget": None if self.budget is None else self.budget.to_dict()}
+                "recipe": self.recipe, "budget": None if self.budget is None else self.budget.to_dict(),
+                "reference": self.reference_path}
 
     def settings(self) -> dict[str, Any]:
         """The settings recorded in ``metrics.json``."""
         return {"shape": self.source.get("path", self.name), "mode": self.mode, "quick": self.quick,
                 "recipe": self.recipe, "budget": None if self.budget is None else self.budget.to_dict(),
                 "model": self.model, "sampling": asdict(self.sampling), "training": asdict(self.training),
-                "resolution": self.resolution, "device": str(self.device)}
+                "resolution": self.resolution, "device": str(self.device), "reference": self.reference_path}
 
 
 def plan_fit(shape: Union[PathLike, Shape], options: Optional[FitOptions] = None, **keywords: Any) -> FitPlan:
@@ -105,8 +108,9 @@ def plan_fit(shape: Union[PathLike, Shape], options: Optional[FitOptions] = None
     mode = options.mode or ("signed" if loaded.has_inside else "unsigned")
     check_mode(loaded, mode)
     device = resolve_device(options.device)
-    exact_signed = mode == "signed" and loaded.kind != "pointcloud"  # fit-hinge on exact signed distances
-    recipe = recipe_for(loaded.dim, options.quick, str(device), options.recipe or "lipsdf", signed=exact_signed)
+    # signed fields fit distances (a scan's estimated from its points and normals) with fit-hinge
+    recipe = recipe_for(loaded.dim, options.quick, str(device), options.recipe or "lipsdf", signed=mode == "signed",
+                        scan=loaded.kind == "pointcloud")
     defaults = dict(recipe.training)
     if mode in ("dist", "sal"):  # the paper's hKR trains labels; these modes keep their own losses
         defaults.pop("loss", None)
@@ -114,7 +118,8 @@ def plan_fit(shape: Union[PathLike, Shape], options: Optional[FitOptions] = None
     network = model_config(mode, loaded.dim, **{**(recipe.model if default_arch else {}), **options.model})
     build_model(network)  # an impossible network (say, width 1) fails now, not after sampling
     if not default_arch:  # the recipe's optimiser was measured on its own network, not on the baselines
-        defaults = {key: value for key, value in defaults.items() if key not in ("lr", "adam_beta2")}
+        defaults = {key: value for key, value in defaults.items()
+                    if key not in ("lr", "adam_beta2", "optimiser", "muon_lr")}
     asked = options.seeded("training")
     if options.recipe is not None:
         asked["recipe"] = options.recipe
@@ -130,7 +135,19 @@ def plan_fit(shape: Union[PathLike, Shape], options: Optional[FitOptions] = None
         evaluation=EvaluationConfig(**{**asdict(EvaluationConfig()), "resolution": resolution,
                                        **recipe.evaluation, **options.seeded("evaluation")}),
         resolution=resolution, image_size=options.image_size or recipe.image_size, device=device,
-        quick=options.quick, recipe=recipe.name, budget=budget)
+        quick=options.quick, recipe=recipe.name, budget=budget, reference=_reference(options.reference, loaded),
+        reference_path=None if options.reference is None else source_info(options.reference)["path"])
+
+
+def _reference(path: Optional[str], shape: Shape) -> Optional[Shape]:
+    """The shape ``--reference`` names, checked against the input's dimension (None without one)."""
+    if path is None:
+        return None
+    reference = load_shape(path)
+    if reference.dim != shape.dim:
+        raise LipsdfError(f"the reference {path} is {reference.dim}D but the shape is {shape.dim}D",
+                          option="reference")
+    return reference
 
 
 @dataclass
@@ -257,7 +274,8 @@ def _resumed_plan(staging: Path, device: Optional[str]) -> FitPlan:
     plan = plan_fit(saved["shape"], FitOptions(
         kind=saved["kind"], mode=saved["mode"], quick=saved["quick"], sampling=_tuples(saved["sampling"]),
         training=_tuples(saved["training"]), model=saved["model"], resolution=saved["resolution"],
-        image_size=saved["image_size"], evaluation=_tuples(saved["evaluation"]), device=device or saved["device"]))
+        image_size=saved["image_size"], evaluation=_tuples(saved["evaluation"]), device=device or saved["device"],
+        reference=saved.get("reference")))
     if plan.source.get("sha256") != saved.get("sha256"):
         raise InputFileError(f"{saved['shape']} changed since the unfinished run started; fit it again "
                              "without resuming", option="resume")
@@ -319,7 +337,11 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
     now = stage("render", now)
     say(f"rendered {picture.name}")
 
-    metrics = evaluate_field(neural_field, plan.shape, plan.evaluation, contour=contour)
+    truth = plan.reference or plan.shape
+    note = against_points_note(truth)
+    if note:
+        say(f"note: {note}")
+    metrics = evaluate_field(neural_field, truth, plan.evaluation, contour=contour)
     stage("eval", now)
     result = FitResult(neural_field, metrics, dict(seconds, total=round(time.perf_counter() - started, 2)),
                        plan.settings(), files, fingerprint)

@@ -22,6 +22,7 @@ from lipsdf.nn.models import ARCHITECTURES, LIPSCHITZ_ARCHITECTURES
 
 RECIPES = ("lipsdf", "paper")
 MATMUL_PRECISIONS = ("float32", "tf32", "bf16")
+OPTIMISERS = ("adam", "muon")
 BF16_SHARE = 0.75  # default share of the steps with bfloat16 products under ``bf16``; the rest polish in float32
 DEFAULT_LR, PAPER_LR = 5e-3, 5e-4
 DEFAULT_MARGIN, UNSIGNED_MARGIN = 0.01, 0.02  # unit-box units; see TrainingConfig.margins
@@ -45,6 +46,10 @@ class TrainingConfig:
     batch_size : points per optimisation step.
     lr : Adam's learning rate (the start of the decay in the ``lipsdf`` recipe); default 5e-3, or the
         paper's 5e-4 with the ``paper`` recipe.
+    optimiser : ``adam``, or ``muon``: the network's weight matrices step by Muon (momentum orthogonalised
+        by Newton-Schulz iterations) at ``muon_lr``, the rest (biases, SLL's scalings, the output) by Adam
+        at ``lr``; both follow the same schedule.
+    muon_lr : Muon's learning rate (the start of its decay), on the scale of Adam's.
     adam_beta2 : Adam's second-moment decay. A shorter memory (0.99, 0.95) follows the
         gradients' scale as the learning rate and the margin move, and helps short, high-rate runs.
     bf16_share : the share of the steps that run their products in bfloat16 under ``bf16`` precision.
@@ -75,6 +80,8 @@ class TrainingConfig:
     batch_size: int = 4096
     lr: Optional[float] = None
     adam_beta2: float = 0.999
+    optimiser: str = "adam"
+    muon_lr: float = 0.02
     margin: Optional[float] = None
     final_margin: Optional[float] = None
     lam: float = 100.0
@@ -106,6 +113,10 @@ class TrainingConfig:
         if self.matmul_precision not in MATMUL_PRECISIONS:
             raise LipsdfError(f"unknown matmul precision {self.matmul_precision!r}; choose float32, tf32 or bf16",
                               option="matmul_precision")
+        if self.optimiser not in OPTIMISERS:
+            raise LipsdfError(f"unknown optimiser {self.optimiser!r}; choose adam or muon", option="optimiser")
+        if not self.muon_lr > 0:
+            raise LipsdfError(f"Muon's learning rate must be positive, got {self.muon_lr}", option="muon_lr")
         if not 0 <= self.bf16_share <= 1:
             raise LipsdfError(f"the bfloat16 share must lie in [0, 1], got {self.bf16_share}", option="bf16_share")
         if not 0 <= self.adam_beta2 < 1:
@@ -252,7 +263,7 @@ def chosen_loss(dataset: PointDataset, model: dict[str, Any], asked: Optional[st
                         f"train it with {others}, or sample the shape in {loss.modes[0]} mode", option="loss")
     if loss.targets not in dataset.arrays:
         raise ModeError(f"the {name} loss needs the exact distances of the training points, which this dataset "
-                        f"does not have (a point cloud has none); train it with {others}", option="loss")
+                        f"does not have (an unsigned point cloud has none); train it with {others}", option="loss")
     if name == "sald" and "surface_normals" not in dataset.arrays:
         if asked == "sald":
             raise ModeError("the sald loss needs surface normals, which this dataset does not have; train it with "

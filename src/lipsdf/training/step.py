@@ -21,6 +21,7 @@ from lipsdf.field import resolve_device
 from lipsdf.losses import Batch, Loss
 from lipsdf.training.config import Schedule, TrainingConfig
 from lipsdf.training.log import EpochLog
+from lipsdf.training.muon import Optimisers, StackedMuon
 
 GRAPH_WARMUP = 3  # eager steps before a CUDA graph is captured (lets the allocator and kernels settle)
 
@@ -46,20 +47,33 @@ class DeviceData:
 
 
 def build_optimiser(model: torch.nn.Module, config: TrainingConfig, device: torch.device,
-                    lr: Optional[torch.Tensor] = None) -> torch.optim.Optimizer:
+                    lr: Optional[torch.Tensor] = None) -> Union[torch.optim.Optimizer, Optimisers]:
     """The optimiser of a run: fused Adam (one kernel per step for all parameters) at ``config``'s learning
-    rate and beta2. Its learning rate is the device tensor ``lr``, which the schedule sets inside the
-    (capturable) step.
+    rate and beta2; with ``optimiser="muon"``, :class:`~lipsdf.training.muon.StackedMuon` for the model's
+    matrices at ``muon_lr`` and Adam for the rest. The learning rate is the device tensor ``lr``, which the
+    schedule sets inside the (capturable) step; Muon's is the same tensor scaled by ``muon_lr / lr``.
 
     Examples
     --------
     >>> optimiser = build_optimiser(torch.nn.Linear(2, 1), TrainingConfig(adam_beta2=0.95), torch.device("cpu"))
     >>> optimiser.param_groups[0]["betas"]
     (0.9, 0.95)
+    >>> [len(g["params"]) for g in build_optimiser(torch.nn.Linear(2, 2), TrainingConfig(optimiser="muon"),
+    ...                                            torch.device("cpu")).param_groups]
+    [1, 1]
     """
     lr = torch.tensor(config.learning_rate, device=device) if lr is None else lr
-    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, config.adam_beta2), fused=True,
-                            capturable=device.type == "cuda")
+    capturable = device.type == "cuda"
+    if config.optimiser == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, config.adam_beta2), fused=True,
+                                capturable=capturable)
+    matrices = [p for p in model.parameters() if p.ndim == 2]
+    others = [p for p in model.parameters() if p.ndim != 2]
+    muon = StackedMuon(matrices, lr=lr, scale=config.muon_lr / config.learning_rate)
+    if not others:
+        return Optimisers(muon)
+    return Optimisers(muon, torch.optim.Adam(others, lr=lr, betas=(0.9, config.adam_beta2), fused=True,
+                                             capturable=capturable))
 
 
 @dataclass
@@ -69,7 +83,7 @@ class TrainingState:
 
     model: torch.nn.Module
     forward: Callable[[torch.Tensor], torch.Tensor]
-    optimiser: torch.optim.Optimizer
+    optimiser: Union[torch.optim.Optimizer, Optimisers]
     data: DeviceData
     generator: torch.Generator
     schedule: Schedule
