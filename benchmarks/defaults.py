@@ -40,6 +40,8 @@ CASES = {
     "suzanne --mode unsigned": (DATA / "meshes" / "suzanne.obj", {"mode": "unsigned"}),
     "fandisk": (DATA / "meshes" / "fandisk.obj", {}),
     "spot": (DATA / "meshes" / "spot.obj", {}),
+    "armadillo": (DATA / "meshes" / "armadillo.obj", {}),
+    "max-planck": (DATA / "meshes" / "max-planck.obj", {}),
     "bunny scan (point cloud)": (DATA / "pointclouds" / "bunny_scan_points.xyz", {}),
 }
 
@@ -58,8 +60,8 @@ def run_case(name: str) -> dict:
 
 
 def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field: Optional[Path] = None) -> dict:
-    """One `lipsdf fit` of ``path`` with ``options`` (``quick``, ``mode``, ``time``, ``reference``: the command's flags; and
-    ``training``: flags of training fields) into a scratch folder, as a new process: its row (wall seconds,
+    """One `lipsdf fit` of ``path`` with ``options`` (``quick``, ``mode``, ``time``, ``reference``: the
+    command's flags; and ``training``: flags of training fields) into a scratch folder, as a new process: its row (wall seconds,
     the fit's own stage times, the budget and epochs it chose, settings, metrics). Its picture is copied to
     ``picture`` and its field to ``field`` when given."""
     command = [sys.executable, "-m", "lipsdf", "fit", str(path), "-q"] + ["--quick"] * bool(options.get("quick"))

@@ -87,8 +87,9 @@ def test_fit_hinge_needs_distances():
 def test_the_step_reads_nothing_back_from_the_device(monkeypatch):
     """No value crosses to the host inside a step (so a GPU never waits, and a CUDA graph can replay it)."""
     data = sample(CASES["circle"][0](), "signed", n=2_000, n_test=200, seed=0)
-    for loss in ("fit-hinge", "hkr"):
-        trainer = Trainer(data, SMALL, TrainingConfig(epochs=2, batch_size=256, checkpoint_every=0, loss=loss))
+    for loss, optimiser in (("fit-hinge", "adam"), ("hkr", "adam"), ("fit-hinge", "muon")):
+        trainer = Trainer(data, SMALL, TrainingConfig(epochs=2, batch_size=256, checkpoint_every=0, loss=loss,
+                                                      optimiser=optimiser))
         run = trainer.start()
 
         def refuse(*args, **kwargs):

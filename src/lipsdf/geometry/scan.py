@@ -2,7 +2,7 @@
 
 A point cloud has no exact distance: the distance to the nearest point overestimates the distance to the
 surface the points were taken from by up to half their spacing, and is noisy with them. Near the points
-:func:`estimated_signed_distance` reads instead the distance to their tangent planes, averaged over the
+:class:`ScanDistance` reads instead the distance to their tangent planes, averaged over the
 nearest points with Gaussian weights (a moving-least-squares estimate, as in Kolluri's IMLS surfaces): it
 is exact for a plane, is signed by the normals, and averages the points' noise away. Farther out, where
 the planes' average says nothing, it is the distance to the nearest point, signed by the winding number;
@@ -48,11 +48,11 @@ class ScanDistance:
     def __call__(self, queries: np.ndarray, far_sign: np.ndarray) -> np.ndarray:
         """Signed distances of ``queries``; ``far_sign`` (+1 outside, -1 inside: the winding number's) signs
         the points beyond the planes' band."""
-        queries = np.asarray(queries, dtype=np.float64)
+        queries, far_sign = np.asarray(queries, dtype=np.float64), np.asarray(far_sign)
         out = np.empty(len(queries))
-        for start in range(0, len(queries), GEOMETRY_BATCH_SIZE):
+        for start in range(0, len(queries), GEOMETRY_BATCH_SIZE):  # batches bound the (n, k, 3) arrays
             part = slice(start, start + GEOMETRY_BATCH_SIZE)
-            out[part] = self._batch(queries[part], np.asarray(far_sign)[part])
+            out[part] = self._batch(queries[part], far_sign[part])
         return out
 
     def _batch(self, queries: np.ndarray, far_sign: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ recipe                            budget     for
 ================================  =========  ==================================================
 ``mesh``                          10 min     signed fields of meshes (exact distances), CPU
 ``scan``                          3 min      signed fields of 3D point clouds (estimated distances), CPU
-``outline``                       3 min      signed fields of 2D outlines (and 2D point clouds), CPU
+``outline``                       3 min      signed fields of 2D outlines, CPU
 ``field-3d`` / ``field-2d``       10 / 3 min unsigned fields (CPU)
 ``*-quick``                       1 min      the same, as a preview
 ``gpu-3d`` / ``gpu-2d``           20 / 15 s  any field on a CUDA GPU
@@ -58,8 +58,9 @@ OUTLINE_SAMPLING = {"uniform_fraction": 0.25, "near_sigmas": (0.002, 0.006, 0.03
 # mesh fits did better at lr 5e-3 and beta2 0.999 (benchmarks/results/budget_levers.md, optimiser rows).
 FAST_OPTIMISER = {"lr": 1e-2, "adam_beta2": 0.95}
 MESH_OPTIMISER = {"lr": 5e-3, "adam_beta2": 0.999}
-# Signed CPU fits step their weight matrices by Muon: at an equal time it places the zero level 1.4-3x
-# closer than Adam did (benchmarks/results/convergence.md).
+# Signed CPU fits step their weight matrices by Muon: at the same epochs it placed France's zero level 3x
+# closer than Adam, and a 3-minute bunny fit with it matched the 10-minute Adam fit
+# (benchmarks/results/convergence.md).
 MUON = {"optimiser": "muon", "muon_lr": 0.02}
 QUICK_EVALUATION = {"n_uniform": 5_000, "n_near": 5_000, "n_pairs": 20_000, "n_surface": 20_000}
 SLL_20x64 = {"layers": 20, "width": 64}
@@ -98,8 +99,8 @@ _GPU = {
     2: Recipe("gpu-2d", 15.0, {"n": 200_000, "n_test": 20_000},
               {"batch_size": 16384, "lr": 7e-3, **_GPU_TRAINING}, SLL_20x64, 512, 0, finish_seconds=3),
 }
-# A scan trains as a mesh does, on distances estimated from its points, in the time Screened Poisson users
-# expect to wait (benchmarks/results/quality.md, scans).
+# A scan trains as a mesh does, on distances estimated from its points, in 3 minutes (issue 25's budget for
+# scans; benchmarks/scans.py compares it with Screened Poisson).
 _CPU["scan"] = _CPU["mesh"].replace(name="scan", budget=3 * MINUTE)
 _CPU["scan-quick"] = _CPU["mesh-quick"].replace(name="scan-quick")
 CPU_CHECKPOINT_EVERY = 5
