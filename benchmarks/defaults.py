@@ -32,7 +32,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 CASES = {
     "france": (DATA / "polylines2d" / "fra.obj", {}),
-    "bunny --time 3m": (DATA / "meshes" / "stanford-bunny.obj", {"time": "3m"}),
     "bunny --quick": (DATA / "meshes" / "stanford-bunny.obj", {"quick": True}),
     "france --quick": (DATA / "polylines2d" / "fra.obj", {"quick": True}),
     "bunny": (DATA / "meshes" / "stanford-bunny.obj", {}),

@@ -4,15 +4,17 @@ Run by hand (not part of the tests); needs ../shared/data:
 
     .venv/bin/python -m benchmarks.quality [--budget-3d SECONDS] [--budget-2d SECONDS] [--shapes NAME ...]
 
-For each shape (bunny, spot, fandisk, suzanne, the outlines of France and
-Japan, the fandisk's feature lines (a 3D polyline) and the raw bunny scan (a
-point cloud)), the contenders train for the same wall-clock budget:
+For each shape (bunny, spot, fandisk, suzanne, the detailed armadillo and
+max-planck, the outlines of France and Japan, the fandisk's feature lines (a
+3D polyline) and the raw bunny scan (a point cloud)), the contenders train for
+the same wall-clock budget:
 
 * ``ours``: ``lipsdf fit``'s own CPU defaults for the shape's dimension
   (:func:`lipsdf.pipeline.recipes.recipe_for`: its training points, sampling,
-  batch size, network (SLL 20 x 64; 20 x 48 for outlines), learning rate and
-  Adam's beta2 (lr 5e-3 and 0.999 for meshes, 1e-2 and 0.95 for outlines),
-  and bfloat16 steps for the first 3/4 of training where the CPU has them
+  batch size, network (SLL 20 x 64; 20 x 48 for outlines), optimiser (Muon
+  for the weight matrices of signed fits, Adam for the rest), learning rate
+  and Adam's beta2 (lr 5e-3 and 0.999 for meshes, 1e-2 and 0.95 for
+  outlines), and bfloat16 steps for the first 3/4 of training where the CPU has them
   natively), trained for the budget instead
   of fit's epochs: ``fit-hinge`` on a ``signed`` dataset with exact
   distances (hKR on the point cloud, which has none), shifted to be zero on
@@ -70,6 +72,8 @@ SHAPES = {
     "spot": "meshes/spot.obj",
     "fandisk": "meshes/fandisk.obj",
     "suzanne": "meshes/suzanne.obj",
+    "armadillo": "meshes/armadillo.obj",
+    "max_planck": "meshes/max-planck.obj",
     "france": "polylines2d/fra.obj",
     "japan": "polylines2d/jpn.obj",
     "fandisk_features": "polylines3d/fandisk_features.obj",

@@ -196,13 +196,13 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
     assert f"training points (default: {SamplingConfig().n})" in text
     assert f"passes over the training points (default: {TrainingConfig().epochs})" in text
     assert "passes over the training points (default: as many as fit in the time budget, --time)" in text
-    assert "(default: 10 min for a mesh or a 3D polyline, 3 min for an outline, 1 min with --quick, on a CPU" in text
+    assert "(default: 3 min for a mesh, a point cloud or an outline, 10 min for an unsigned 3D field, 1 min with --quick, on a CPU" in text
     assert "fit-hinge where it has exact distances" in text  # train's default loss
-    assert "(default: 0.25; unsigned fields and point clouds: 0.5)" in text
+    assert "(default: 0.25; unsigned fields: 0.5)" in text
     sigmas = "0.003 0.01 0.05 in 3D, 0.002 0.006 0.03 in 2D; quick: 0.003 0.01 0.05, 0.002 0.006 0.03"
-    assert f"(default: {sigmas}; unsigned fields and point clouds: 0.01 0.05)" in text
-    assert "(default: 0.005 in 3D, 0.01 in 2D; quick: 0.01, 0.01; unsigned fields and point clouds: 0.005)" in text
-    assert "(default: 0.999 in 3D, 0.95 in 2D; quick: 0.95, 0.95; unsigned fields and point clouds: 0.999)" in text
+    assert f"(default: {sigmas}; unsigned fields: 0.01 0.05)" in text
+    assert "(default: 0.005 in 3D, 0.01 in 2D; quick: 0.01, 0.01; unsigned fields: 0.005)" in text
+    assert "(default: 0.999 in 3D, 0.95 in 2D; quick: 0.95, 0.95; unsigned fields: 0.999)" in text
     assert "measured" not in text and "benchmark" not in text  # no help text quotes a benchmark
 
 

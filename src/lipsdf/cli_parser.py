@@ -88,8 +88,8 @@ def _field_help(cls: type) -> dict[str, str]:
 
 def _fit_default(group: str, name: str, value: Any) -> Optional[str]:
     """The default of a fit option in words, from :func:`~lipsdf.pipeline.recipes.recipe_for`: by dimension and
-    quick where they differ, and for unsigned fields and point clouds where theirs differ from the signed
-    fits of meshes and outlines. Epochs are the time budget's."""
+    quick where they differ, and for unsigned fields where theirs differ from the signed fits (a signed
+    point cloud's are a mesh's). Epochs are the time budget's."""
     from lipsdf.pipeline.recipes import recipe_for
 
     if (group, name) == ("training", "epochs"):
@@ -108,7 +108,7 @@ def _fit_default(group: str, name: str, value: Any) -> Optional[str]:
         return f"{values[0]} in 3D, {values[1]} in 2D; quick: {values[2]}, {values[3]}"
 
     signed, other = said(True), said(False)
-    return signed if signed == other else f"{signed}; unsigned fields and point clouds: {other}"
+    return signed if signed == other else f"{signed}; unsigned fields: {other}"
 
 
 def _add_config_options(p, group: str, fit: bool = False, absent: bool = False) -> None:
@@ -258,8 +258,9 @@ def _add_fit_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None
     fit_options.add_argument("--time", type=_duration, default=None, metavar="DURATION",
                              help=f"the whole fit's time budget, like 90s or 10m: the fit times its training step "
                              f"and trains the epochs that fill it; --epochs overrides it (default: "
-                             f"{_minutes(recipe_for(3).budget)} for a mesh or a 3D polyline, "
-                             f"{_minutes(recipe_for(2).budget)} for an outline, {_minutes(recipe_for(3, True).budget)} "
+                             f"{_minutes(recipe_for(3).budget)} for a mesh, a point cloud or an outline, "
+                             f"{_minutes(recipe_for(3, signed=False).budget)} for an unsigned 3D field, "
+                             f"{_minutes(recipe_for(3, True).budget)} "
                              f"with --quick, on a CPU; {recipe_for(3, device='cuda').budget:g} s in 3D on a GPU)")
     fit_options.add_argument("--mode", choices=MODES, default=None, help="signed (default with an inside), unsigned "
                              "(default otherwise), or dist/sal for the baselines")
