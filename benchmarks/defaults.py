@@ -60,9 +60,9 @@ def run_case(name: str) -> dict:
 
 def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field: Optional[Path] = None) -> dict:
     """One `lipsdf fit` of ``path`` with ``options`` (``quick``, ``mode``, ``time``, ``reference``: the
-    command's flags; and ``training``: flags of training fields) into a scratch folder, as a new process: its row (wall seconds,
-    the fit's own stage times, the budget and epochs it chose, settings, metrics). Its picture is copied to
-    ``picture`` and its field to ``field`` when given."""
+    command's flags; and ``training``: flags of training fields) into a scratch folder, as a new process:
+    its row (wall seconds, the fit's own stage times, the budget and epochs it chose, settings, metrics,
+    and its learning curve). Its picture is copied to ``picture`` and its field to ``field`` when given."""
     command = [sys.executable, "-m", "lipsdf", "fit", str(path), "-q"] + ["--quick"] * bool(options.get("quick"))
     for key in ("mode", "time", "reference"):
         if key in options:
@@ -81,6 +81,7 @@ def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field
             field.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(files["field"], field)
         summary = NeuralField.load(files["field"]).summary
+        curve = learning_curve(files["log"])
     surface = metrics["surface"] or {}
     near = metrics["distance"].get("near", {})
     budget = metrics["settings"].get("budget") or {}
@@ -94,7 +95,13 @@ def measure_fit(path: Path, options: dict, picture: Optional[Path] = None, field
             "mae_uniform_rel": metrics["distance"]["uniform"]["mae_rel"], "mae_near_rel": near.get("mae_rel"),
             "sign_accuracy_near": near.get("sign_accuracy"),
             "gradient_norm_median": metrics["gradient_norm"]["median"],
-            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], **provenance()}
+            "max_pair_ratio": metrics["lipschitz"]["max_ratio"], "curve": curve, **provenance()}
+
+
+def learning_curve(log: Path) -> list[list[float]]:
+    """``[training seconds, test MAE (of the diagonal)]`` after each epoch, from a fit's ``.jsonl`` log."""
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [[record["seconds"], record.get("mae_rel", record["mae"])] for record in records]
 
 
 def percent(value, digits: int) -> str:
