@@ -12,8 +12,10 @@ from lipsdf.cli import main
 from lipsdf.export import export_field, field_program, write_view
 from lipsdf.field import NeuralField
 from lipsdf.geometry.normalize import Normalization
-from lipsdf.geometry.primitives import sphere
+from lipsdf.geometry.primitives import flower, sphere, torus
 from lipsdf.nn import build_model
+from lipsdf.query.trace import Camera
+from lipsdf.render import render_traced
 from lipsdf.sampling import sample
 from lipsdf.training import Trainer, TrainingConfig
 
@@ -158,7 +160,48 @@ def test_tracing_through_the_coarse_grid_draws_what_tracing_the_network_draws(tm
     for shift in (1, -1, 2, -2):
         for axis in (0, 1):
             edge |= shape != np.roll(shape, shift, axis)
-    assert shape.mean() > 0.1 and not np.any(differ & ~edge)
+    # and a few stray pixels: a ray stops within its pixel's footprint (as lipsdf render's do), where its own
+    # steps land, so it may shade another linear piece of the network, or graze the level in one trace only
+    assert shape.mean() > 0.1 and (differ & ~edge).mean() <= 0.0025
+
+
+def _trained(shape, layers=4, width=16):
+    data = sample(shape, "signed", n=6000, n_test=500, seed=0)
+    return Trainer(data, {"arch": "sll", "layers": layers, "width": width},
+                   TrainingConfig(epochs=20, batch_size=500, checkpoint_every=0)).run()
+
+
+@pytest.fixture(scope="module")
+def torus_field():
+    return _trained(torus())
+
+
+def test_the_page_draws_the_silhouette_lipsdf_render_draws(tmp_path, browser, torus_field):
+    camera = {"eye": [2.2, -2.6, 1.8], "target": [0.0, 0.0, 0.0], "up": [0.0, 0.0, 1.0], "fov": 40,
+              "width": 128, "height": 96}
+    page, errors = _open(browser, write_view(field_program(torus_field), tmp_path / "t.html", "t"))
+    page.evaluate("c => window.lipsdf.render({...c, iso: -10})", camera)  # no level there: the background
+    background = _pixels(page)
+    page.evaluate("c => window.lipsdf.render({...c, iso: 0})", camera)
+    drawn = np.abs(_pixels(page) - background)[..., :3].max(axis=2) > 8
+    traced = render_traced(torus_field, Camera(**camera), tmp_path / "t.png").hit.reshape(96, 128)
+    assert errors == [] and 0.15 < traced.mean() < 0.6  # the torus, hole and all, fills part of the frame
+    assert (drawn & traced).sum() / (drawn | traced).sum() >= 0.98
+
+
+@pytest.mark.parametrize("shape", [flower(), sphere()], ids=["2d", "3d"])
+def test_the_page_evaluates_a_trained_field_within_1e_4_of_its_diagonal(tmp_path, browser, shape):
+    field = _trained(shape, layers=6, width=32)
+    low, high = field.normalization.world_bounds()
+    rng = np.random.default_rng(2)
+    near = shape.vertices[rng.integers(len(shape.vertices), size=2048)]
+    near = near + rng.normal(scale=0.02 * (high - low).max(), size=near.shape)
+    points = np.concatenate([rng.uniform(low, high, size=(2048, shape.dim)), near]).astype(np.float32)
+    page, errors = _open(browser, write_view(field_program(field), tmp_path / "f.html", "f"))
+    values = np.array(page.evaluate("p => window.lipsdf.evaluate(new Float32Array(p)).then(v => Array.from(v))",
+                                    points.ravel().tolist()))
+    assert errors == [] and len(values) == 4096
+    np.testing.assert_allclose(values, field(points), atol=1e-4 * np.linalg.norm(high - low))
 
 
 def test_a_field_without_the_bound_is_said_to_be_unsafe(tmp_path, browser):
