@@ -137,6 +137,7 @@ def test_the_page_traces_the_sphere_and_draws_the_cut(tmp_path, browser, sphere_
     centre, corner = pixels[48, 48], pixels[2, 2]
     assert centre.mean() > corner.mean() + 60  # the sphere, lit, on a dark background
     assert errors == [] and len(shot) > 0
+    page.select_option("#upAxis", "2")  # z up: the plane is horizontal
     page.check("#cut")  # the sphere cut open through its centre, seen from above: blue (negative) inside
     page.evaluate("window.lipsdf.render({eye: [0, -3, 4], target: [0, 0, 0], up: [0, 0, 1], fov: 40, "
                   "width: 96, height: 96, iso: 0})")
