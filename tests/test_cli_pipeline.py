@@ -196,7 +196,7 @@ def test_help_shows_the_defaults_of_the_config_objects(capsys):
     assert f"training points (default: {SamplingConfig().n})" in text
     assert f"passes over the training points (default: {TrainingConfig().epochs})" in text
     assert "passes over the training points (default: as many as fit in the time budget, --time)" in text
-    assert "(default: 3 min for a mesh, a point cloud or an outline, 10 min for an unsigned 3D field, 1 min with --quick, on a CPU" in text
+    assert "(default: 3 min on a CPU, 1 min with --quick; 20 s in 3D on a GPU)" in text
     assert "fit-hinge where it has exact distances" in text  # train's default loss
     assert "(default: 0.25; unsigned fields: 0.5)" in text
     sigmas = "0.003 0.01 0.05 in 3D, 0.002 0.006 0.03 in 2D; quick: 0.003 0.01 0.05, 0.002 0.006 0.03"

@@ -258,10 +258,8 @@ def _add_fit_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None
     fit_options.add_argument("--time", type=_duration, default=None, metavar="DURATION",
                              help=f"the whole fit's time budget, like 90s or 10m: the fit times its training step "
                              f"and trains the epochs that fill it; --epochs overrides it (default: "
-                             f"{_minutes(recipe_for(3).budget)} for a mesh, a point cloud or an outline, "
-                             f"{_minutes(recipe_for(3, signed=False).budget)} for an unsigned 3D field, "
-                             f"{_minutes(recipe_for(3, True).budget)} "
-                             f"with --quick, on a CPU; {recipe_for(3, device='cuda').budget:g} s in 3D on a GPU)")
+                             f"{_minutes(recipe_for(3).budget)} on a CPU, {_minutes(recipe_for(3, True).budget)} "
+                             f"with --quick; {recipe_for(3, device='cuda').budget:g} s in 3D on a GPU)")
     fit_options.add_argument("--mode", choices=MODES, default=None, help="signed (default with an inside), unsigned "
                              "(default otherwise), or dist/sal for the baselines")
     fit_options.add_argument("--res", type=_positive_int, default=None, help=f"contour grid, vertices along the "

@@ -12,7 +12,7 @@ recipe                            budget     for
 ``mesh``                          3 min      signed fields of meshes (exact distances), CPU
 ``scan``                          3 min      signed fields of 3D point clouds (estimated distances), CPU
 ``outline``                       3 min      signed fields of 2D outlines, CPU
-``field-3d`` / ``field-2d``       10 / 3 min unsigned fields (CPU)
+``field-3d`` / ``field-2d``       3 min      unsigned fields (CPU)
 ``*-quick``                       1 min      the same, as a preview
 ``gpu-3d`` / ``gpu-2d``           20 / 15 s  any field on a CUDA GPU
 ``paper``                         as above   the paper's SLL 20 x 128 with hKR at lr 5e-4
@@ -58,7 +58,7 @@ OUTLINE_SAMPLING = {"uniform_fraction": 0.25, "near_sigmas": (0.002, 0.006, 0.03
 # mesh fits did better at lr 5e-3 and beta2 0.999 (benchmarks/results/budget_levers.md, optimiser rows).
 FAST_OPTIMISER = {"lr": 1e-2, "adam_beta2": 0.95}
 MESH_OPTIMISER = {"lr": 5e-3, "adam_beta2": 0.999}
-# Signed CPU fits step their weight matrices by Muon: at the same epochs it placed France's zero level 3x
+# CPU fits (but 2D unsigned ones) step their weight matrices by Muon: at the same epochs it placed France's zero level 3x
 # closer than Adam, and a 3-minute bunny fit with it matched the 10-minute Adam fit
 # (benchmarks/results/convergence.md).
 MUON = {"optimiser": "muon", "muon_lr": 0.02}
@@ -80,11 +80,13 @@ _CPU = {
     "outline-quick": Recipe("outline-quick", MINUTE, {"n": 20_000, "n_test": 5_000, **OUTLINE_SAMPLING},
                             {"batch_size": 1024, **FAST_OPTIMISER, **MUON}, {"layers": 20, "width": 48}, 256, 0,
                             QUICK_EVALUATION, 4),
-    # unsigned fields keep the settings they were measured with (accuracy_levers.md)
-    "field-3d": Recipe("field-3d", 10 * MINUTE, {"n": 200_000, "n_test": 20_000},
-                       {"batch_size": 4096, **MESH_OPTIMISER}, SLL_20x64, 192, 512, finish_seconds=15),
+    # unsigned fields keep the sampling and batch they were measured with (accuracy_levers.md); in 3D, Muon's
+    # 3 minutes beat Adam's 3 and 10 on suzanne (benchmarks/results/optimisers.md, defaults.md)
+    "field-3d": Recipe("field-3d", 3 * MINUTE, {"n": 200_000, "n_test": 20_000},
+                       {"batch_size": 4096, **MESH_OPTIMISER, **MUON}, SLL_20x64, 192, 512, finish_seconds=15),
     "field-3d-quick": Recipe("field-3d-quick", MINUTE, {"n": 40_000, "n_test": 5_000},
-                             {"batch_size": 2048, **MESH_OPTIMISER}, SLL_20x64, 96, 256, QUICK_EVALUATION, 5),
+                             {"batch_size": 2048, **MESH_OPTIMISER, **MUON}, SLL_20x64, 96, 256, QUICK_EVALUATION, 5),
+    # 2D unsigned fields: Muon not measured there, Adam kept
     "field-2d": Recipe("field-2d", 3 * MINUTE, {"n": 60_000, "n_test": 20_000},
                        {"batch_size": 2048, **MESH_OPTIMISER}, SLL_20x64, 512, 0, finish_seconds=6),
     "field-2d-quick": Recipe("field-2d-quick", MINUTE, {"n": 20_000, "n_test": 5_000},

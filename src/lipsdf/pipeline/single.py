@@ -195,8 +195,7 @@ def fit(shape: Union[PathLike, Shape, None], output: PathLike, options: Optional
     fingerprint : recorded in ``metrics.json`` (and the staging folder's ``plan.json``); ``fit_many`` keeps
         there the digest of the input and settings, to skip shapes that are up to date.
 
-    The fit keeps to its time budget (``time``, default the recipe's on a CPU: 3 minutes for a mesh, a point
-    cloud or an outline, 10 for an unsigned 3D field, 1 with ``quick``): it measures its training step after sampling and trains the epochs that
+    The fit keeps to its time budget (``time``, default the recipe's: 3 minutes on a CPU, 1 with ``quick``): it measures its training step after sampling and trains the epochs that
     fill the budget. ``training={"epochs": N}`` trains exactly N instead.
 
     Examples
