@@ -16,7 +16,8 @@ Two fields: the default 3D field (SLL 20 x 64): ``--field``, else the bunny fiel
   installed).
 * **Viewer**: the time of one full-quality 512 x 512 frame (``window.lipsdf.render``, tiles included) of
   each field's page in headless Chromium, from the default view, as the page's own clock measures it;
-  the WebGL renderer Chromium reports is recorded (SwiftShader on a machine without a GPU).
+  the WebGL renderer Chromium reports is recorded (SwiftShader on a machine without a GPU). The default
+  field's page, drawn, is saved as docs/images/view_bunny.png.
 
 Writes benchmarks/results/export.json and export.md.
 """
@@ -31,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 BENCH_FIELD = ROOT / "out" / "bench" / "bunny_fit.pt"
 BATCHES = (4096, 65536)
 FRAME = 512
+SCREENSHOT = ROOT / "docs" / "images" / "view_bunny.png"  # the README's picture of the viewer
 BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 
@@ -103,8 +105,9 @@ def throughput(field: NeuralField, folder: Path, device: str) -> dict:
     return rows
 
 
-def frame_milliseconds(field: NeuralField, folder: Path, frames: int) -> dict:
-    """The page's time for full ``FRAME`` x ``FRAME`` frames of ``field`` (the median of ``frames``)."""
+def frame_milliseconds(field: NeuralField, folder: Path, frames: int, screenshot: Optional[Path] = None) -> dict:
+    """The page's time for full ``FRAME`` x ``FRAME`` frames of ``field`` (the median of ``frames``); the
+    page, once drawn, is saved to ``screenshot`` when given."""
     from playwright.sync_api import sync_playwright
 
     page_path = write_view(field_program(field), folder / "view.html", "view")
@@ -121,6 +124,8 @@ def frame_milliseconds(field: NeuralField, folder: Path, frames: int) -> dict:
             await window.lipsdf.render({{width: {FRAME}, height: {FRAME}}});
             return performance.now() - started; }}""") for _ in range(frames)]
         warning = page.inner_text("#warning")
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
         browser.close()
     return {"milliseconds": float(np.median(times)), "frames": frames, "renderer": renderer,
             "context_lost": "context lost" in warning}
@@ -139,7 +144,8 @@ def main() -> None:
             rows[name] = {"source": source if name == "default" else "SLL 4 x 16, trained here on a sphere",
                           "network": f"{field.arch} {field.model_config['layers']} x {field.model_config['width']}",
                           "throughput": {device: throughput(field, folder, device) for device in devices},
-                          "viewer": frame_milliseconds(field, folder, frames)}
+                          "viewer": frame_milliseconds(field, folder, frames,
+                                                       SCREENSHOT if name == "default" else None)}
             print(name, json.dumps(rows[name]), flush=True)
     result = {"rows": rows, **provenance()}
     (RESULTS / "export.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -202,17 +202,19 @@ def scan_table(results: dict) -> list[str]:
              "against Open3D's Screened Poisson (depth 9, 2% lowest-density vertices trimmed, normals estimated "
              "from 30 neighbours where the scan has none) on the same points; both measured against the true "
              "surface (100k samples of each surface, exact distances):", "",
-             "| scan | points | normals | contender | seconds | Chamfer L1 | Hausdorff | normal cons. | "
-             "ours / Poisson Chamfer | date |", "|---|---:|---|---|---:|---:|---:|---:|---:|---|"]
+             "| scan | points | normals | contender | seconds | epochs | Chamfer L1 | Hausdorff | normal cons. | "
+             "ours / Poisson Chamfer | date |", "|---|---:|---|---|---:|---|---:|---:|---:|---:|---|"]
     for name, rows in results["scans"].items():
         ours, theirs = rows["ours"], rows["poisson"]
         ratio = ours["chamfer_l1_rel"] / theirs["surface"]["chamfer_l1_rel"]
         common = f"| {name} | {rows['points']} | {'given' if rows['normals'] else 'estimated'} |"
-        lines.append(f"{common} ours | {ours['wall_seconds']:.0f} | {_pct(ours['chamfer_l1_rel'], 4)} | "
+        epochs = str(ours["epochs"]) if ours.get("trained_epochs", ours["epochs"]) == ours["epochs"] else \
+            f"{ours['trained_epochs']} of {ours['epochs']} (stopped at the deadline)"
+        lines.append(f"{common} ours | {ours['wall_seconds']:.0f} | {epochs} | {_pct(ours['chamfer_l1_rel'], 4)} | "
                      f"{_pct(ours['hausdorff_rel'], 2)} | {ours['normal_consistency']:.4f} | {ratio:.2f}x | "
                      f"{ours['date']} |")
         surface = theirs["surface"]
-        lines.append(f"{common} poisson | {theirs['seconds']:.1f} | {_pct(surface['chamfer_l1_rel'], 4)} | "
+        lines.append(f"{common} poisson | {theirs['seconds']:.1f} | - | {_pct(surface['chamfer_l1_rel'], 4)} | "
                      f"{_pct(surface['hausdorff_rel'], 2)} | {surface['normal_consistency']:.4f} | | "
                      f"{theirs['date']} |")
     return lines + [""]
@@ -231,7 +233,7 @@ def chamfer_matrix(results: dict) -> list[str]:
         rows = entry["contenders"]
         cells = [_pct(chamfer(rows[name])) if name in rows else "" for name in CONTENDERS]
         ours, siren = (chamfer(rows[name]) if name in rows else None for name in ("ours", "siren"))
-        ratio = f"{ours / siren:.1f}x" if ours is not None and siren else "—"
+        ratio = f"{ours / siren:.2f}x" if ours is not None and siren else "—"
         lines.append(f"| {shape} | " + " | ".join(cells) + f" | {ratio} |")
     return lines
 
