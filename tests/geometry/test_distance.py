@@ -5,7 +5,7 @@ from conftest import box_sdf, brute_force_segment_distance, torus_sdf
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.distance import GroundTruth, signed_distance, unsigned_distance, winding_number
 from lipsdf.geometry.primitives import box, circle, flower, helix, rectangle, segment, sphere, torus
-from lipsdf.geometry.shapes import PointCloud, Polyline
+from lipsdf.geometry.shapes import PointCloud, Polyline, TriangleMesh
 
 RTOL = 1e-6
 
@@ -147,3 +147,15 @@ def test_batches_give_the_same_answer():
 def test_queries_of_the_wrong_dimension_are_refused():
     with pytest.raises(GeometryError, match=r"\(n, 3\)"):
         unsigned_distance(torus(), np.zeros((4, 2)))
+
+
+def test_a_mesh_keeps_its_areas_and_normals_read_only_and_drops_degenerate_faces():
+    # a unit right triangle (area 1/2, normal +z), the same triangle flipped (-z), and a zero-area sliver
+    vertices = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [2, 0, 0]])
+    mesh = TriangleMesh(vertices, np.array([[0, 1, 2], [0, 2, 1], [0, 1, 3]]))
+    np.testing.assert_allclose(mesh.face_areas(), [0.5, 0.5])
+    np.testing.assert_allclose(mesh.face_normals(), [[0, 0, 1], [0, 0, -1]])
+    assert mesh.face_areas() is mesh.face_areas() and mesh.face_normals() is mesh.face_normals()
+    with pytest.raises(ValueError):
+        mesh.face_normals()[0, 0] = 5.0
+    assert len(mesh.vertices) == 3  # the sliver's own vertex went with it

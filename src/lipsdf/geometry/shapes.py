@@ -163,13 +163,22 @@ class TriangleMesh:
     def __post_init__(self) -> None:
         vertices = _as_coordinates(self.vertices, "vertices", (3,))
         faces = as_index_array(self.faces, "faces", 3, len(vertices))
-        if len(faces):
-            faces = faces[triangle_areas(vertices, faces) > 0]
-        if len(faces) == 0:
+        areas = triangle_areas(vertices, faces)
+        keep = areas > 0
+        if not keep.any():
             raise GeometryError("the mesh has no triangle of non-zero area")
+        faces, areas = (faces, areas) if keep.all() else (faces[keep], areas[keep])
         vertices, faces = _compact(vertices, faces)
         object.__setattr__(self, "vertices", vertices)
         object.__setattr__(self, "faces", faces)
+        self._keep("_face_areas", areas)
+
+    def _keep(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Keep a derived array, read-only: a shape's arrays are not changed once it is made, and on meshes
+        of millions of triangles sampling asks for the areas and normals several times."""
+        value.setflags(write=False)
+        object.__setattr__(self, name, value)
+        return value
 
     dim = 3
     kind = "mesh"
@@ -180,12 +189,17 @@ class TriangleMesh:
         return f"mesh, {len(self.vertices)} vertices, {len(self.faces)} triangles"
 
     def face_areas(self) -> np.ndarray:
-        return triangle_areas(self.vertices, self.faces)
+        """Each triangle's area (read-only, computed once)."""
+        return self._face_areas
 
     def face_normals(self) -> np.ndarray:
-        v = self.vertices[self.faces]
-        n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-        return n / np.linalg.norm(n, axis=1, keepdims=True)
+        """Each triangle's unit normal, by the right-hand rule on its vertex order (read-only, computed once)."""
+        normals = self.__dict__.get("_face_normals")
+        if normals is None:
+            v = self.vertices[self.faces]
+            n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+            normals = self._keep("_face_normals", n / np.linalg.norm(n, axis=1, keepdims=True))
+        return normals
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return self.vertices.min(axis=0), self.vertices.max(axis=0)
