@@ -104,6 +104,17 @@ def learning_curve(log: Path) -> list[list[float]]:
     return [[record["seconds"], record.get("mae_rel", record["mae"])] for record in records]
 
 
+def epochs_trained(row: dict) -> str:
+    """A fit row's epochs in words: those planned, or those trained of them where the deadline stopped it.
+
+    >>> epochs_trained({"epochs": 9}), epochs_trained({"epochs": 9, "trained_epochs": 7})
+    ('9', '7 of 9 (stopped at the deadline)')
+    """
+    if row.get("trained_epochs", row["epochs"]) == row["epochs"]:
+        return str(row["epochs"])
+    return f"{row['trained_epochs']} of {row['epochs']} (stopped at the deadline)"
+
+
 def percent(value, digits: int) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
 
@@ -130,8 +141,7 @@ def write(rows: dict) -> None:
         planned = "-" if r.get("planned_train_seconds") is None else f"{r['planned_train_seconds']:.0f}"
         machine = r.get("machine", "")
         bf16 = "no" if "no native bfloat16" in machine else "yes" if "native bfloat16" in machine else "?"
-        epochs = str(r["epochs"]) if r.get("trained_epochs", r["epochs"]) == r["epochs"] else \
-            f"{r['trained_epochs']} of {r['epochs']} (stopped at the deadline)"
+        epochs = epochs_trained(r)
         lines.append(f"| {name} | {r['loss']} | {budget} | {wall} | {planned} | {r['seconds']['train']:.0f} | "
                      f"{epochs} | {percent(r['chamfer_l1_rel'], 3)} | {percent(r['hausdorff_rel'], 2)} | {nc} | "
                      f"{percent(r['mae_uniform_rel'], 2)} | {percent(r['sign_accuracy_near'], 1)} | "

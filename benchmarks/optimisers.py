@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from benchmarks.defaults import measure_fit, percent
+from benchmarks.defaults import epochs_trained, measure_fit, percent
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -64,7 +64,7 @@ def write(rows: dict) -> None:
             other = next(run for key, run in runs.items() if key != optimiser)
             reached = seconds_to_reach(r["curve"], other["curve"][-1][1])
             nc = "-" if r["normal_consistency"] is None else f"{r['normal_consistency']:.4f}"
-            lines.append(f"| {name} | {optimiser} | {r['trained_epochs']} | {r['seconds']['train']:.0f} | "
+            lines.append(f"| {name} | {optimiser} | {epochs_trained(r)} | {r['seconds']['train']:.0f} | "
                          f"{percent(r['curve'][-1][1], 3)} | {'never' if reached is None else f'{reached:.0f} s'} | "
                          f"{percent(r['chamfer_l1_rel'], 4)} | {percent(r['hausdorff_rel'], 2)} | {nc} | "
                          f"{percent(r['mae_uniform_rel'], 2)} | {r['max_pair_ratio']:.4f} | "

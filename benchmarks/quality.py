@@ -12,7 +12,7 @@ the same wall-clock budget:
 * ``ours``: ``lipsdf fit``'s own CPU defaults for the shape's dimension
   (:func:`lipsdf.pipeline.recipes.recipe_for`: its training points, sampling,
   batch size, network (SLL 20 x 64; 20 x 48 for outlines), optimiser (Muon
-  for the weight matrices of signed fits, Adam for the rest), learning rate
+  for the weight matrices but of 2D unsigned fields, Adam for the rest), learning rate
   and Adam's beta2 (lr 5e-3 and 0.999 for meshes, 1e-2 and 0.95 for
   outlines), and bfloat16 steps for the first 3/4 of training where the CPU has them
   natively), trained for the budget instead
@@ -56,6 +56,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.defaults import epochs_trained
 from lipsdf.dataset import PointDataset
 from lipsdf.evaluate import EvaluationConfig, evaluate_field
 from lipsdf.geometry.io import load_shape
@@ -208,9 +209,7 @@ def scan_table(results: dict) -> list[str]:
         ours, theirs = rows["ours"], rows["poisson"]
         ratio = ours["chamfer_l1_rel"] / theirs["surface"]["chamfer_l1_rel"]
         common = f"| {name} | {rows['points']} | {'given' if rows['normals'] else 'estimated'} |"
-        epochs = str(ours["epochs"]) if ours.get("trained_epochs", ours["epochs"]) == ours["epochs"] else \
-            f"{ours['trained_epochs']} of {ours['epochs']} (stopped at the deadline)"
-        lines.append(f"{common} ours | {ours['wall_seconds']:.0f} | {epochs} | {_pct(ours['chamfer_l1_rel'], 4)} | "
+        lines.append(f"{common} ours | {ours['wall_seconds']:.0f} | {epochs_trained(ours)} | {_pct(ours['chamfer_l1_rel'], 4)} | "
                      f"{_pct(ours['hausdorff_rel'], 2)} | {ours['normal_consistency']:.4f} | {ratio:.2f}x | "
                      f"{ours['date']} |")
         surface = theirs["surface"]
