@@ -7,6 +7,8 @@ Run by hand on a machine with CUDA (not part of the tests); needs ../shared/data
 
 Figures, all from this one run:
 
+* sampling the fit's points with the geometry on the device against libigl on the CPU: seconds, and how
+  far the distances and signs agree;
 * training throughput of SLL 20 x 128, points per second: the eager step at batch 4096 (no CUDA graph),
   and the fit's default GPU configuration (CUDA-graph step, its batch size);
 * precision: the largest pair ratio, in float64, of a field trained with TF32 matrix products, and the
@@ -40,6 +42,7 @@ import torch
 
 from lipsdf.evaluate import lipschitz_ratio
 from lipsdf.field import NeuralField
+from lipsdf.geometry.distance import GroundTruth
 from lipsdf.geometry.io import load_shape
 from lipsdf.geometry.normalize import Normalization
 from lipsdf.nn import build_model
@@ -259,6 +262,31 @@ def step_profile(dataset, model: dict, batch: int, device: str, out: Path) -> di
     return {"model": label(model), "batch": batch, "kernels_per_step": kernels / steps}
 
 
+def sampling(shape, size: dict, device: str) -> dict:
+    """The fit's sampling with its geometry on ``device`` (lipsdf's PrimitiveTree) and with libigl on the
+    CPU, and how far their distances and signs agree on the same points."""
+    def timed(where):  # sample() returns NumPy arrays: the device's work is done when it returns
+        started = time.perf_counter()
+        data = sample(shape, "signed", n=size["points"], n_test=20_000 if size["points"] > 10_000 else 400, seed=0,
+                      device=where)
+        return data, time.perf_counter() - started
+
+    sample(shape, "signed", n=2000, n_test=100, seed=0, device=device)  # loads the device's kernels
+    data, on_device = timed(device)
+    _, on_cpu = timed(None)
+    unit = shape.transformed(data.normalization.to_unit)
+    points = data.points.astype(np.float64)
+    ours, libigl = GroundTruth(unit, device=device), GroundTruth(unit)
+    distances = libigl.unsigned_distance(points)
+    diagonal = float(np.linalg.norm(np.ptp(points, axis=0)))
+    away = distances > 0.01 * diagonal
+    signs = (ours.winding_number(points) > 0.5) != (libigl.winding_number(points) > 0.5)
+    return {"points": len(points), "device_seconds": on_device, "libigl_seconds": on_cpu,
+            "largest_distance_difference_rel": float(np.abs(ours.unsigned_distance(points) - distances).max()
+                                                     / diagonal),
+            "sign_differences_away": int(signs[away].sum()), "sign_differences_near": int(signs[~away].sum())}
+
+
 def startup(device: str) -> dict:
     """What any command pays before its work: a new Python process importing torch and starting CUDA."""
     code = "import torch; torch.zeros(1, device=%r).sum().item()" % device
@@ -288,6 +316,7 @@ def run(smoke: bool, device: str, out: Path, shape_path: Path = BUNNY) -> dict:
         return NeuralField.load(state["field"], device=device)
 
     sections = [("startup", lambda: startup(device)),
+                ("sampling", lambda: sampling(shape, size, device)),
                 ("profile", lambda: step_profile(dataset, size["fit_model"], 8192, device, out)),
                 ("training", lambda: training(dataset, size, device, smoke)),
                 ("evaluation", lambda: evaluation(size, device)),
@@ -329,6 +358,12 @@ def write(results: dict, out: Path) -> None:
 
 FIGURES = {
     "startup": lambda p: [("a new process: import torch and start the device", f"{p['seconds']:.1f} s")],
+    "sampling": lambda s: [
+        (f"sampling {s['points']:,} signed points, geometry on the device / by libigl on the CPU",
+         f"{s['device_seconds']:.2f} s / {s['libigl_seconds']:.2f} s"),
+        ("device geometry against libigl: largest distance difference, sign differences away from (near) the "
+         "surface", f"{s['largest_distance_difference_rel']:.1e} of the diagonal, {s['sign_differences_away']} "
+         f"({s['sign_differences_near']})")],
     "profile": lambda p: [(f"kernels per eager training step ({p['model']}, batch {p['batch']})",
                            f"{p['kernels_per_step']:.0f}")],
     "training": lambda t: [

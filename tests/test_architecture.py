@@ -17,7 +17,7 @@ README = SOURCE.parents[1] / "README.md"
 LAYERS = [
     ["lipsdf.version", "lipsdf.errors"],
     ["lipsdf.files", "lipsdf.progress"],
-    ["lipsdf.geometry.winding", "lipsdf.geometry.normalize"],
+    ["lipsdf.geometry.winding", "lipsdf.geometry.normalize", "lipsdf.geometry.bvh"],
     ["lipsdf.geometry.shapes", "lipsdf.geometry.readers"],
     ["lipsdf.geometry.primitives", "lipsdf.geometry.normals", "lipsdf.geometry.surface", "lipsdf.geometry.orientation",
      "lipsdf.geometry.scan"],

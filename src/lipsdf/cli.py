@@ -30,8 +30,10 @@ def _say(args: argparse.Namespace, message: str) -> None:
         print(message)
 
 
-def _output(chosen: Optional[str], default: str, suffixes: Sequence[str], what: str) -> Path:
-    """An output path (the one chosen, or ``default``), checked before any work: right suffix, existing folder."""
+def _output(chosen: Optional[str], default: Optional[str], suffixes: Sequence[str], what: str) -> Optional[Path]:
+    """An output path (chosen, or ``default``; None: optional), checked before any work: suffix, existing folder."""
+    if chosen is None and default is None:
+        return None
     path = Path(chosen or default)
     if path.suffix.lower() not in suffixes:
         raise InputFileError(f"{what} {path} must end in {' or '.join(suffixes)}")
@@ -45,17 +47,19 @@ def _stem(path: str) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from lipsdf.field import resolve_device
     from lipsdf.geometry.io import load_shape, shape_name, source_info
     from lipsdf.sampling import SamplingConfig, check_mode, sample
 
     output = _output(args.output, f"{shape_name(args.shape)}_{args.mode}.npz", (".npz",), "dataset file")
-    if args.preview:
-        _output(args.preview, "", (".png",), "preview")
+    _output(args.preview, None, (".png",), "preview")
     config = SamplingConfig(**given(args, "sampling"), seed=args.seed)
     shape = load_shape(args.shape, kind=args.kind)
     check_mode(shape, args.mode)
     _say(args, f"{args.shape}: {shape.describe()}")
-    dataset = sample(shape, args.mode, config, source=source_info(args.shape), quiet=args.quiet)
+    device = resolve_device(args.device)  # the CPU's geometry is libigl's, a GPU's lipsdf's own
+    dataset = sample(shape, args.mode, config, source=source_info(args.shape), quiet=args.quiet,
+                     device=str(device) if device.type == "cuda" else None)
     for line in dataset.metadata.get("diagnosis", {}).get("lines", []):
         _say(args, line)
     dataset.save(output)
@@ -91,8 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = TrainingConfig(**given(args, "training"), seed=args.seed, checkpoint_every=args.checkpoint_every)
     output = _output(args.output or args.resume, Path(dataset_path).with_suffix(".pt").name, (".pt",), "field file")
     log = _output(args.log, str(output.with_suffix(".jsonl")), (".jsonl", ".csv"), "training log")
-    if args.preview:
-        _output(args.preview, "", (".png",), "preview")
+    _output(args.preview, None, (".png",), "preview")
     dataset = PointDataset.load(dataset_path)
     if state is None:
         model = model_config(dataset.mode, dataset.dim, **given(args, "model"))
@@ -117,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load_field(args: argparse.Namespace):
     from lipsdf.field import NeuralField
 
-    return NeuralField.load(args.field, device=args.device)
+    return NeuralField.load(args.field, device=getattr(args, "device", None))
 
 
 def cmd_mesh(args: argparse.Namespace) -> int:
@@ -195,8 +198,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     output = _output(args.output, f"{_stem(args.field)}.png", (".png",), "image")
     for extra in (args.depth, args.normal_map):
-        if extra:
-            _output(extra, "", (".png",), "image")
+        _output(extra, None, (".png",), "image")
     field = _load_field(args)
     if field.dim == 2:
         overlays = [load_points(name)[:, :2] for name in args.overlay or []]
@@ -288,19 +290,17 @@ def cmd_fit_many(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from lipsdf.export import EXPORT_FORMATS, export_field
-    from lipsdf.field import NeuralField
 
-    written = export_field(NeuralField.load(args.field), _output(args.output, "", EXPORT_FORMATS, "export file"))
+    written = export_field(_load_field(args), _output(args.output, "", EXPORT_FORMATS, "export file"))
     _say(args, "wrote " + " and ".join(str(path) for path in written))
     return 0
 
 
 def cmd_view(args: argparse.Namespace) -> int:
     from lipsdf.export import field_program, write_view
-    from lipsdf.field import NeuralField
 
     output = _output(args.output, f"{_stem(args.field)}.html", (".html",), "page")
-    _say(args, f"wrote {write_view(field_program(NeuralField.load(args.field)), output, _stem(args.field), args.open)}")
+    _say(args, f"wrote {write_view(field_program(_load_field(args)), output, _stem(args.field), args.open)}")
     return 0
 
 

@@ -224,6 +224,8 @@ def _add_data_commands(command: Command, shaped: _Parser, quiet: _Parser) -> Non
     _add_config_options(p, "sampling")
     p.add_argument("-o", "--output", default=None, help="dataset file (default: NAME_MODE.npz)")
     p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present): on a GPU, a "
+                   "polyline's or a mesh's distances and winding numbers are computed there")
 
     p = command("train", "train a field (.pt) on a dataset",
                 "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset: "

@@ -160,7 +160,7 @@ def evaluate_field(field: NeuralField, shape: Shape, config: Optional[Evaluation
     rng = np.random.default_rng(config.seed)
     norm = field.normalization
     diagonal = bounding_box_diagonal(shape.vertices)
-    truth = GroundTruth(shape)
+    truth = GroundTruth(shape, device=_geometry_device(field))
     shape = truth.oriented_shape  # a mesh's samples drawn as sampling drew them: an inverted copy measures the same
     unit_shape = shape.transformed(norm.to_unit)
     groups = {"uniform": norm.to_world(uniform_samples(config.n_uniform, field.dim, rng)),
@@ -179,6 +179,11 @@ def evaluate_field(field: NeuralField, shape: Shape, config: Optional[Evaluation
     return Metrics(field.kind, field.arch, diagonal, errors, float((excess > 1e-6 * norm.scale).mean()),
                    float(max(excess.max(), 0.0)), gradient_norm, lipschitz, surface,
                    round(time.perf_counter() - started, 2))
+
+
+def _geometry_device(field: NeuralField) -> Optional[str]:
+    """Where the truth's distances are computed: a GPU field's device, libigl on the CPU otherwise."""
+    return str(field.device) if field.device.type == "cuda" else None
 
 
 def against_points_note(shape: Shape) -> Optional[str]:
@@ -217,7 +222,7 @@ def _surface_metrics(field: NeuralField, shape: Shape, truth: GroundTruth, conto
     theirs, their_normals = _input_surface(shape, config.n_surface, rng)
     # Exact point-to-surface distances both ways (sample-to-sample distances would measure the samples'
     # spacing). An unsigned field's contour is an offset surface, ``iso`` away from its zero set.
-    to_contour = GroundTruth(contour).unsigned_distance(theirs)
+    to_contour = GroundTruth(contour, device=_geometry_device(field)).unsigned_distance(theirs)
     if not signed:
         to_contour = np.abs(to_contour - iso)
     lengths = surface_distances(truth.unsigned_distance(ours), to_contour)

@@ -185,6 +185,7 @@ def sample(
     *,
     source: Optional[dict] = None,
     quiet: bool = True,
+    device: Optional[str] = None,
     **overrides,
 ) -> PointDataset:
     """Sample a training dataset for ``shape`` in ``mode``.
@@ -196,6 +197,8 @@ def sample(
     config : a :class:`SamplingConfig`; keyword ``overrides`` replace its fields (``n=...``, ``seed=...``).
     source : provenance stored in the metadata (e.g. ``{"path": ..., "sha256": ...}``).
     quiet : hide the progress bar.
+    device : a torch device where a polyline's or a mesh's exact distances and winding numbers are computed
+        (:class:`~lipsdf.geometry.distance.GroundTruth`); None: libigl, on the CPU.
 
     Examples
     --------
@@ -213,7 +216,7 @@ def sample(
     estimated = isinstance(unit_shape, PointCloud) and unit_shape.normals is None
     if estimated:
         unit_shape = with_normals(unit_shape)
-    truth = GroundTruth(unit_shape)
+    truth = GroundTruth(unit_shape, device=device)
     unit_shape = truth.oriented_shape  # a mesh's surface samples and their normals face outward too
 
     exact = not isinstance(shape, PointCloud)  # exact distances to store with the labels
@@ -246,7 +249,7 @@ def sample(
         arrays.update(_test_set(unit_shape, truth, config, rng, update))
 
     arrays = {k: v.astype(np.float32) if v.dtype == np.float64 else v for k, v in arrays.items()}
-    metadata = _metadata(shape, mode, config, arrays, source, started, truth.has_inside)
+    metadata = _metadata(shape, mode, config, arrays, source, started, truth)
     diagnosis = truth.diagnosis()
     if diagnosis is not None:
         if estimated:  # the cloud had no normals of its own: those checked were estimated here
@@ -269,7 +272,7 @@ def _counts(mode: str, arrays: dict[str, np.ndarray]) -> dict[str, int]:
 
 
 def _metadata(shape: Shape, mode: str, config: SamplingConfig, arrays: dict, source: Optional[dict],
-              started: float, signed_truth: bool) -> dict:
+              started: float, truth: GroundTruth) -> dict:
     """What a dataset records about where it comes from and how it was drawn."""
     return {
         "kind": shape.kind,
@@ -278,7 +281,8 @@ def _metadata(shape: Shape, mode: str, config: SamplingConfig, arrays: dict, sou
         "seed": config.seed,
         "sampling": asdict(config),
         "counts": _counts(mode, arrays),
-        "signed_truth": signed_truth,
+        "signed_truth": truth.has_inside,
+        "geometry": "libigl (CPU)" if truth.device is None else f"lipsdf PrimitiveTree ({truth.device})",
         "coordinates": "unit",
         "lipsdf_version": __version__,
         "seconds": round(time.perf_counter() - started, 3),

@@ -75,6 +75,27 @@ def test_a_field_that_overestimates_distance_is_caught_stepping_through():
     assert result.stepped_through.sum() > 100
 
 
+@pytest.mark.parametrize("lipschitz", [1.0, 3.0])
+def test_compacting_the_rays_every_few_steps_answers_as_every_step(monkeypatch, lipschitz):
+    """The march syncs with the host only to compact its rays; between compactions stopped rays are frozen,
+    so hits, depths, step counts, rays through the surface and unfinished rays are those of a compaction
+    after every step (max_steps 11 leaves the 1-Lipschitz field's rays unfinished between two compactions)."""
+    import lipsdf.query.trace as trace
+
+    field = analytic_field("sphere", center=CENTER, scale=1.5)
+    field.module.model.sdf = lambda q, radius=1.0: lipschitz * (q.norm(dim=1) - radius)
+    origins, directions = orbit_camera(CENTER, 1.0, azimuth=30, elevation=20, width=40, height=40).rays()
+    answers = []
+    for every in (1, trace.COMPACT_EVERY):
+        monkeypatch.setattr(trace, "COMPACT_EVERY", every)
+        answers.append(sphere_trace(field, origins, directions, max_steps=11, cone=2e-3))
+    each, batched = answers
+    assert batched.unfinished == each.unfinished and each.hit.any()
+    assert (each.unfinished > 0, each.stepped_through.any()) == (lipschitz == 1, lipschitz > 1)
+    for name in ("hit", "depth", "points", "normals", "steps", "stepped_through"):
+        np.testing.assert_array_equal(getattr(batched, name), getattr(each, name), err_msg=name)
+
+
 def test_traced_image_of_a_trained_field_is_in_world_coordinates(trained_sphere):
     camera = orbit_camera(SPHERE_CENTER, SPHERE_RADIUS, width=48, height=48)
     result = trace_image(trained_sphere, camera)

@@ -13,12 +13,14 @@
 
 All queries run in batches of ``batch_size`` points, so millions of queries
 need memory for one batch only. :class:`GroundTruth` builds the acceleration
-structures of a shape once and answers any number of queries.
+structures of a shape once and answers any number of queries: libigl's on the
+CPU, or, given a torch ``device``, a polyline's or a mesh's
+:class:`~lipsdf.geometry.bvh.PrimitiveTree` there (point clouds stay on the CPU).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import igl
 import numpy as np
@@ -31,6 +33,9 @@ from lipsdf.geometry.scan import ScanDistance
 from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
 from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
                                      polyline_winding_kernel)
+
+if TYPE_CHECKING:  # torch is imported only where a device tree is built
+    from lipsdf.geometry.bvh import PrimitiveTree
 
 ProgressCallback = Callable[[int], None]
 # A point cloud's winding numbers are read from at most this many of its points (a random subset, each point
@@ -68,6 +73,8 @@ class GroundTruth:
     ----------
     shape : Polyline, TriangleMesh or PointCloud.
     batch_size : queries per batch (bounds memory).
+    device : a torch device (``"cuda"``) where a polyline's or a mesh's distances and winding numbers are
+        computed, in float32; None (the default) computes them with libigl on the CPU, in float64.
 
     Examples
     --------
@@ -77,9 +84,11 @@ class GroundTruth:
     array([-1.,  1.])
     """
 
-    def __init__(self, shape: Shape, batch_size: int = GEOMETRY_BATCH_SIZE) -> None:
+    def __init__(self, shape: Shape, batch_size: int = GEOMETRY_BATCH_SIZE, device: Optional[str] = None) -> None:
         self.shape = shape
         self.batch_size = int(batch_size)
+        self.device = None if device is None or isinstance(shape, PointCloud) else str(device)
+        self._tree: Optional["PrimitiveTree"] = None
         self._distance: Optional[Callable[[np.ndarray], np.ndarray]] = None
         self._winding: Optional[Callable[[np.ndarray], np.ndarray]] = None
         self._oriented: Optional[tuple[np.ndarray, MeshReport]] = None
@@ -109,10 +118,23 @@ class GroundTruth:
             )
         return points
 
+    def _tree_kernel(self, query: str) -> Callable[[np.ndarray], np.ndarray]:
+        """A device tree's ``query`` (``unsigned_distance`` or ``winding_number``) on NumPy arrays."""
+        if self._tree is None:
+            from lipsdf.geometry.bvh import PrimitiveTree
+
+            shape = self.oriented_shape
+            self._tree = PrimitiveTree(shape.vertices, shape.edges if isinstance(shape, Polyline) else shape.faces,
+                                       self.device)
+        method = getattr(self._tree, query)
+        return lambda q: method(q).double().cpu().numpy()
+
     def _distance_kernel(self) -> Callable[[np.ndarray], np.ndarray]:
         if self._distance is None:
             shape = self.shape
-            if isinstance(shape, Polyline):
+            if self.device is not None:
+                self._distance = self._tree_kernel("unsigned_distance")
+            elif isinstance(shape, Polyline):
                 self._distance = _SegmentOrTriangleDistance(shape.vertices, shape.edges)
             elif isinstance(shape, TriangleMesh):
                 self._distance = _SegmentOrTriangleDistance(shape.vertices, shape.faces)
@@ -131,7 +153,8 @@ class GroundTruth:
                     option="mode"
                 )
             if isinstance(shape, Polyline):
-                self._winding = polyline_winding_kernel(shape.vertices, shape.edges)
+                self._winding = (self._tree_kernel("winding_number") if self.device is not None
+                                 else polyline_winding_kernel(shape.vertices, shape.edges))
             elif isinstance(shape, TriangleMesh):
                 report = self.mesh_report
                 if not report.orientable:
@@ -140,7 +163,8 @@ class GroundTruth:
                     raise ModeError(f"the mesh's faces cannot be oriented consistently ({edges} faces that cannot "
                                     "agree, as on a Moebius strip), so it has no inside: use the unsigned mode",
                                     option="mode")
-                self._winding = mesh_winding_kernel(shape.vertices, self._oriented[0])
+                self._winding = (self._tree_kernel("winding_number") if self.device is not None
+                                 else mesh_winding_kernel(shape.vertices, self._oriented[0]))
             else:
                 cloud = shape
                 if len(shape.points) > WINDING_POINTS:

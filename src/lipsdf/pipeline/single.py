@@ -26,7 +26,7 @@ from lipsdf.evaluate import EvaluationConfig, against_points_note, evaluate_fiel
 from lipsdf.field import CUDA_BATCH_SIZE, NeuralField, resolve_device
 from lipsdf.files import PathLike, atomic_output
 from lipsdf.geometry.io import load_shape, save_shape, shape_name, source_info
-from lipsdf.geometry.shapes import Shape
+from lipsdf.geometry.shapes import PointCloud, Shape
 from lipsdf.metrics import Metrics
 from lipsdf.nn.models import build_model
 from lipsdf.pipeline.budget import PROBE_SECONDS, Budget, TimeLimit
@@ -375,13 +375,20 @@ def _train(plan: FitPlan, dataset: PointDataset, files: dict[str, Path], quiet: 
 
 
 def _sample_and_warm_up(plan: FitPlan, quiet: bool) -> PointDataset:
-    """Sample the shape; on a GPU, in a forked process while this one loads its GPU kernels.
+    """Sample the shape; on a GPU, a polyline's or a mesh's geometry there, a point cloud's in a forked
+    process while this one loads its GPU kernels.
 
     A new process loads each GPU kernel on first use: measured on an H100, about 6 s of a fit's training
-    stage, as long as the sampling itself. The sampling is NumPy and libigl only (no torch, which does not
-    survive a fork), and libigl holds the interpreter lock, so a thread would not overlap it."""
+    stage, as long as its sampling by libigl on the CPU (benchmarks/results/gpu.md). A point cloud's
+    sampling is NumPy and libigl only (no torch, which does not survive a fork), and libigl holds the
+    interpreter lock, so a thread would not overlap it."""
     if plan.device.type != "cuda":
         return sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet)
+    if not isinstance(plan.shape, PointCloud):
+        dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet,
+                         device=str(plan.device))
+        _warm_up_if_possible(plan)
+        return dataset
     return sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up_if_possible(plan))
 
 

@@ -25,6 +25,10 @@ from lipsdf.query.grid import Device, use_device
 
 DEFAULT_MAX_STEPS = 128
 DEFAULT_EPSILON = 1e-4  # hit threshold, in units of the field's scale
+# Marching steps between two compactions of the rays still marching: each compaction waits for the device
+# (it must count them); in between, stopped rays ride along, frozen, and the answers are those of a
+# compaction every step (tests/query/test_trace.py).
+COMPACT_EVERY = 4
 # Half-size (unit-box units, about 0.5% of a shape's diagonal) of the tetrahedron whose four values give the
 # shading normals of pictures: the gradient of a ReLU network is piecewise constant, so its exact normals
 # show the linear pieces as facets; their average over this small neighbourhood does not.
@@ -209,21 +213,26 @@ def _trace(field: NeuralField, origins: torch.Tensor, directions: torch.Tensor, 
     hit = torch.zeros(n, dtype=torch.bool, device=field.device)
     through = torch.zeros(n, dtype=torch.bool, device=field.device)
     active = torch.nonzero(t <= far).flatten()
-    for step in range(max_steps):  # one host sync per step: the compaction of the rays still marching
-        if len(active) == 0:
-            break
+    live = torch.ones(len(active), dtype=torch.bool, device=field.device)  # of ``active``, still marching
+    for step in range(max_steps):
+        # the host learns which rays still march (and how many) only every COMPACT_EVERY steps; in between,
+        # rays that stopped are carried along, frozen
+        if step % COMPACT_EVERY == 0:
+            active, live = active[live], live[live]
+            if len(active) == 0:
+                break
         t_active = t[active]
         values = _marching_values(field, origins_unit[active] + t_active[:, None] * directions_t[active],
                                   batch_size) - level_unit
-        steps[active] += 1
-        arrived = values < epsilon + cone * t_active
-        hit[active] = arrived
+        steps[active] += live.int()
+        arrived = live & (values < epsilon + cone * t_active)
+        hit[active] |= arrived
         if step > 0:  # a ray that starts inside the shape has not stepped through anything
-            through[active] = values < -epsilon
-        t_active = torch.where(arrived, t_active, t_active + values)
+            through[active] = torch.where(live, values < -epsilon, through[active])
+        t_active = torch.where(live & ~arrived, t_active + values, t_active)
         t[active] = t_active
-        active = active[~arrived & (t_active <= far[active])]
-    unfinished = len(active)
+        live &= ~arrived & (t_active <= far[active])
+    unfinished = int(live.sum())
 
     hits = torch.nonzero(hit).flatten()
     points_unit = origins_unit[hits] + t[hits, None] * directions_t[hits]
