@@ -17,7 +17,9 @@ Figures, all from this one run:
 * ``lipsdf fit bunny`` end to end: seconds per stage, Chamfer, normal consistency, pair ratio;
 * ``lipsdf mesh --res 512``: pruned and dense seconds, network evaluations per second, and whether the
   pruned mesh equals the dense one;
-* sphere tracing at 1024 x 1024: rays per second, and the rays that stepped through the surface.
+* sphere tracing at 1024 x 1024: rays per second, and the rays that stepped through the surface;
+* ``lipsdf fit-many`` on 32 shapes with stacked training: shapes a minute, and the bunny's metrics there
+  against its single fit's.
 
 ``--smoke`` shrinks every size (a builtin sphere, a 2 x 16 network, a 32^3 grid, a 32 x 32 image) and runs
 on the CPU unless ``--device`` says otherwise; it writes to ``--out`` (default: a temporary folder).
@@ -26,6 +28,7 @@ on the CPU unless ``--device`` says otherwise; it writes to ``--out`` (default: 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -178,6 +181,52 @@ def fit_cli(size: dict, device: str) -> tuple[dict, Path]:
     return result, next(folder.glob("*.pt"))
 
 
+def collection(smoke: bool, device: str, fit: dict) -> dict:
+    """``lipsdf fit-many`` on a collection (32 shapes: ../shared/data's and generated ones; with ``smoke``,
+    2 built-in ones) as a user runs it, with its default stacking on a GPU; shapes a minute, and the
+    bunny's metrics against those of its single fit (the ``fit`` section)."""
+    folder = Path(tempfile.mkdtemp(prefix="lipsdf_gpu_many_"))
+    shapes = collection_shapes(folder / "inputs", smoke)
+    extra = (["--quick", "-n", "2000", "--n-test", "400", "--epochs", "2", "--res", "32", "--stack", "2"]
+             if smoke else [])
+    command = [sys.executable, "-m", "lipsdf", "fit-many", *shapes, "-o", str(folder / "fits"), "--device", device,
+               "-q", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    rows = list(csv.DictReader(open(folder / "fits" / "summary.csv")))
+    result = {"shapes": len(shapes), "wall_seconds": wall, "shapes_per_minute": 60 * len(shapes) / wall,
+              "exit": done.returncode, "failed": [row["name"] for row in rows if row["status"] != "done"],
+              "stderr": done.stderr[-500:]}
+    bunny = [row for row in rows if row["name"] == BUNNY.stem]
+    if bunny and fit and "chamfer_l1_rel" in fit:
+        result["bunny"] = {"stacked": {key: float(bunny[0][key]) for key in ("chamfer_l1_rel", "normal_consistency")},
+                           "alone": {key: fit[key] for key in ("chamfer_l1_rel", "normal_consistency")}}
+    return result
+
+
+def collection_shapes(folder: Path, smoke: bool) -> list[str]:
+    """The shapes of :func:`collection`: ../shared/data's meshes and outlines, built-in shapes, and tori,
+    boxes and flowers of other proportions written here."""
+    if smoke:
+        return ["builtin:circle", "builtin:flower"]
+    from lipsdf.geometry.io import save_shape
+    from lipsdf.geometry.primitives import box, flower, torus
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = BUNNY.parents[1]
+    shapes = sorted(str(path) for path in (data / "meshes").glob("*.obj")) + sorted(
+        str(path) for path in (data / "polylines2d").glob("*.obj"))
+    shapes += [f"builtin:{name}" for name in ("circle", "rectangle", "flower", "sphere", "torus", "box")]
+    made = [(f"torus_{minor}", torus(1.0, minor)) for minor in (0.15, 0.25, 0.45, 0.6)]
+    made += [(f"box_{x}x{y}", box((x, y, 1.0))) for x, y in ((1.0, 1.0), (3.0, 1.0), (2.0, 2.0), (4.0, 0.5))]
+    made += [(f"flower_{petals}", flower(petals)) for petals in (3, 4, 6, 7, 8, 9, 11)]
+    for name, shape in made[:32 - len(shapes)]:
+        save_shape(shape, folder / f"{name}.obj")
+        shapes.append(str(folder / f"{name}.obj"))
+    return shapes
+
+
 def mesh_timings(field: NeuralField, resolution: int) -> dict:
     out = {}
     for name, dense in (("pruned", False), ("dense", True)):
@@ -324,7 +373,8 @@ def run(smoke: bool, device: str, out: Path, shape_path: Path = BUNNY) -> dict:
                 ("fit", fitted),
                 ("mesh", lambda: mesh_timings(field(), size["resolution"])),
                 ("trace", lambda: tracing(field(), size["image"], out)),
-                ("accuracy_sweep", lambda: accuracy_sweep(dataset, size, device))]
+                ("accuracy_sweep", lambda: accuracy_sweep(dataset, size, device)),
+                ("many", lambda: collection(smoke, device, results.get("fit", {})))]
     for name, measure in sections:
         progress(f"{name} ...")
         since = time.perf_counter()
@@ -391,6 +441,14 @@ FIGURES = {
         ("pruned mesh identical to dense", str(m["identical"]))],
     "trace": lambda r: [("sphere tracing", f"{r['rays_per_second']:,.0f} rays/s, {r['stepped_through']} through "
                                            f"the surface, {r['mean_steps']:.1f} steps per ray")],
+    "many": lambda m: [
+        (f"`lipsdf fit-many` on {m['shapes']} shapes (stacked training)", f"{m['wall_seconds']:.0f} s, "
+         f"{m['shapes_per_minute']:.1f} shapes a minute, {len(m['failed'])} failed")]
+        + ([("bunny in the collection / alone: Chamfer L1, normal consistency",
+             f"{100 * m['bunny']['stacked']['chamfer_l1_rel']:.3f}% / "
+             f"{100 * m['bunny']['alone']['chamfer_l1_rel']:.3f}%, "
+             f"{m['bunny']['stacked']['normal_consistency']:.4f} / {m['bunny']['alone']['normal_consistency']:.4f}")]
+           if "bunny" in m else []),
     "accuracy_sweep": lambda rows: [(f"bunny training, batch {row['batch']} x {row['epochs']} epochs, lr "
                                      f"{row['lr']:.3g}, {row['precision']}", f"{row['seconds']:.1f} s, test MAE "
                                      f"{100 * row['mae_rel']:.3f}%") for row in rows],

@@ -281,7 +281,7 @@ def cmd_fit_many(args: argparse.Namespace) -> int:
     from lipsdf.pipeline.many import fit_many
 
     rows = fit_many(args.inputs, args.output, _fit_options(args), workers=args.workers, engine=args.engine,
-                    ray_address=args.ray_address, quiet=args.quiet, say=lambda message: _say(args, message))
+                    ray_address=args.ray_address, stack=args.stack, quiet=args.quiet, say=lambda m: _say(args, m))
     failed = sum(row.status == "failed" for row in rows)
     _say(args, f"{summary_table(rows)}{len(rows) - failed} of {len(rows)} shapes fitted or up to date; "
                f"summary in {Path(args.output) / 'summary.csv'} and summary.md")

@@ -299,6 +299,9 @@ def _add_fit_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None
                    help="local: worker processes on this machine (default); ray: one Ray task per shape")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="the Ray cluster to join: auto, or host:port (default: the running instance, or a local one)")
+    p.add_argument("--stack", type=_positive_int, default=None, metavar="K",
+                   help="train K shapes' networks together in one batched step, in one process (each trains as "
+                   "it would alone; default: 16 on a GPU, 1 on a CPU)")
 
 
 def _add_query_commands(command: Command, on_field: _Parser, shaped: _Parser, bounded: _Parser) -> None:

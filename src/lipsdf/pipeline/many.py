@@ -21,7 +21,9 @@ import torch
 from lipsdf.collection import Item, Row, find_inputs, fingerprint, write_summary
 from lipsdf.errors import InputFileError, LipsdfError
 from lipsdf.files import PathLike
+from lipsdf.field import resolve_device
 from lipsdf.pipeline.single import STAGING, Say, fit
+from lipsdf.pipeline.stack import STACK_SIZE, fit_stacked
 from lipsdf.pipeline.options import FitOptions
 from lipsdf.progress import progress_bar
 
@@ -30,7 +32,8 @@ ENGINES = ("local", "ray")
 
 def fit_many(inputs: Sequence[PathLike], output: PathLike, options: Optional[FitOptions] = None, *,
              workers: Optional[int] = None, engine: str = "local", ray_address: Optional[str] = None,
-             quiet: bool = True, say: Say = lambda message: None, **keywords: Any) -> list[Row]:
+             stack: Optional[int] = None, quiet: bool = True, say: Say = lambda message: None,
+             **keywords: Any) -> list[Row]:
     """Fit every shape of a collection, each into ``output/NAME/`` exactly as :func:`fit` would, in parallel.
 
     Parameters
@@ -46,6 +49,9 @@ def fit_many(inputs: Sequence[PathLike], output: PathLike, options: Optional[Fit
     ray_address : the Ray cluster to join (``auto``, or ``host:port``); default: the running instance, or
         a new local one. Tasks write their outputs to ``output`` where they run, so on a cluster ``output``
         must be storage that every node sees.
+    stack : networks trained together in one batched step, in this process (:mod:`lipsdf.pipeline.stack`;
+        each trains as it would alone); default 16 on a GPU, and 1 (no stacking: ``workers`` processes)
+        on a CPU. Local engine only.
 
     Returns
     -------
@@ -68,6 +74,7 @@ def fit_many(inputs: Sequence[PathLike], output: PathLike, options: Optional[Fit
         raise LipsdfError(f"unknown engine {engine!r}; choose local or ray", option="engine")
     if workers is not None and workers < 1:
         raise LipsdfError(f"workers must be at least 1, got {workers}", option="workers")
+    stack = _stack_size(stack, engine, FitOptions.of(options, keywords).device)
     output = Path(output)
     if output.exists() and not output.is_dir():
         raise InputFileError(f"{output} exists and is not a folder; name a folder for the outputs", option="output")
@@ -82,10 +89,13 @@ def fit_many(inputs: Sequence[PathLike], output: PathLike, options: Optional[Fit
     skipped = sum(row.status == "skipped" for row in rows.values())
     say(f"{len(items) + len(missing)} inputs: {len(tasks)} to fit, {skipped} up to date, {len(missing)} missing; "
         f"engine {engine}")
-    run = _run_ray if engine == "ray" else _run_local
+    if stack > 1:
+        rows_of = fit_stacked(tasks, stack, _fit_row)
+    else:
+        rows_of = (_run_ray if engine == "ray" else _run_local)(tasks, workers or _default_workers(), ray_address)
     try:
         with progress_bar(len(tasks), "fitting shapes", quiet=quiet, unit="shape") as bar:
-            for row in run(tasks, workers or _default_workers(), ray_address):
+            for row in rows_of:
                 rows[row.name] = row
                 bar.update(1)
                 say(_row_line(row))
@@ -120,6 +130,19 @@ def _tasks(items: Sequence[Item], common: FitOptions, output: Path, rows: dict[s
     return tasks
 
 
+def _stack_size(stack: Optional[int], engine: str, device: Optional[str]) -> int:
+    """Networks trained together: as asked, else :data:`STACK_SIZE` on a GPU (one process) and 1 (a
+    process per shape) on a CPU, whose cores the worker processes share better."""
+    if stack is not None and stack < 1:
+        raise LipsdfError(f"a stack holds at least 1 network, got {stack}", option="stack")
+    if stack is not None and stack > 1 and engine == "ray":
+        raise LipsdfError("stacked training runs in one process: use the local engine, or a stack of 1",
+                          option="stack")
+    if stack is None:
+        return STACK_SIZE if engine == "local" and resolve_device(device).type == "cuda" else 1
+    return stack
+
+
 def _row_line(row: Row) -> str:
     if row.reason:
         return f"{row.name}: {row.status} ({row.reason})"
@@ -149,25 +172,31 @@ def _resumable(folder: Path, digest: str) -> bool:
         return False
 
 
-def _fit_task(task: dict[str, Any]) -> Row:
-    """Fit one shape of a collection (in a worker process or a Ray task); failures become rows."""
+def _fit_row(task: dict[str, Any]) -> Row:
+    """Fit one shape of a collection; failures become rows (an interruption goes up)."""
     started = time.perf_counter()
-    global _BUSY
-    _BUSY = True
     try:
         result = fit(task["source"], task["output"], FitOptions(**task["options"]), quiet=True,
                      fingerprint=task["fingerprint"], resume=task["resume"])
         return Row.from_metrics(task["name"], "done", task["source"], result.to_dict())
-    except KeyboardInterrupt:  # the run is being stopped: fit has kept its checkpoint; leave quietly
-        os._exit(128 + signal.SIGTERM)
     except (LipsdfError, OSError) as exc:
         reason = str(exc) if isinstance(exc, LipsdfError) else f"{exc.strerror or exc}: {exc.filename or ''}"
     except Exception as exc:  # noqa: BLE001 - one shape's failure must not stop the others
         reason = f"{type(exc).__name__}: {exc}"
-    finally:
-        _BUSY = False
     return Row(task["name"], "failed", round(time.perf_counter() - started, 2), input=task["source"],
                reason=" ".join(reason.split()))
+
+
+def _fit_task(task: dict[str, Any]) -> Row:
+    """:func:`_fit_row` in a worker process or a Ray task: a stop leaves quietly (fit has kept its checkpoint)."""
+    global _BUSY
+    _BUSY = True
+    try:
+        return _fit_row(task)
+    except KeyboardInterrupt:
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _BUSY = False
 
 
 def _init_worker(threads: int, gpus) -> None:

@@ -226,7 +226,7 @@ def fit(shape: Union[PathLike, Shape, None], output: PathLike, options: Optional
     created = not output.exists()
     staging.mkdir(parents=True, exist_ok=True)
     if not resume:
-        _write_plan(staging, plan, fingerprint)
+        write_plan(staging, plan, fingerprint)
     # Everything is written to a staging folder inside ``output`` and moved into place at the end, so a run
     # that fails leaves no half of its files behind (and overwrites nothing until then). An interrupted one
     # keeps it only once training has written a checkpoint, to resume from.
@@ -248,7 +248,8 @@ def fit(shape: Union[PathLike, Shape, None], output: PathLike, options: Optional
     return result
 
 
-def _write_plan(staging: Path, plan: FitPlan, fingerprint: Optional[str]) -> None:
+def write_plan(staging: Path, plan: FitPlan, fingerprint: Optional[str]) -> None:
+    """``plan.json`` of a fit under way in ``staging``: what a resume of it plans again."""
     with atomic_output(staging / "plan.json") as tmp:
         tmp.write_text(json.dumps(dict(plan.to_dict(), fingerprint=fingerprint), indent=2))
 
@@ -305,7 +306,7 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
         dataset = PointDataset.load(files["dataset"])
         say(f"resumed with the dataset of the unfinished run; {files['dataset'].name}")
     else:
-        dataset = _sample_and_warm_up(plan, quiet)
+        dataset = sample_dataset(plan, quiet)
         dataset.save(files["dataset"])
         for line in dataset.metadata.get("diagnosis", {}).get("lines", []):
             say(line)
@@ -314,7 +315,7 @@ def _run_stages(plan: FitPlan, folder: Path, quiet: bool, say: Say, started: flo
     now = stage("sample", now)
     if plan.budget is not None and plan.budget.epochs is None:
         plan = size_training(plan, dataset, started)
-        _write_plan(folder, plan, fingerprint)  # a resume repeats these epochs
+        write_plan(folder, plan, fingerprint)  # a resume repeats these epochs
         say(plan.budget.describe())
         now = stage("plan", now)
     neural_field = _train(plan, dataset, files, quiet, say, started)
@@ -374,9 +375,10 @@ def _train(plan: FitPlan, dataset: PointDataset, files: dict[str, Path], quiet: 
     return neural_field
 
 
-def _sample_and_warm_up(plan: FitPlan, quiet: bool) -> PointDataset:
-    """Sample the shape; on a GPU, a polyline's or a mesh's geometry there, a point cloud's in a forked
-    process while this one loads its GPU kernels.
+def sample_dataset(plan: FitPlan, quiet: bool, warm_up: bool = True) -> PointDataset:
+    """The plan's dataset, sampled as a fit samples it: on a GPU, a polyline's or a mesh's geometry there,
+    a point cloud's in a forked process while this one loads its GPU kernels (``warm_up``: the kernels of
+    a single network's training, which a stacked run does not need).
 
     A new process loads each GPU kernel on first use: measured on an H100, about 6 s of a fit's training
     stage, as long as its sampling by libigl on the CPU (benchmarks/results/gpu.md). A point cloud's
@@ -387,9 +389,10 @@ def _sample_and_warm_up(plan: FitPlan, quiet: bool) -> PointDataset:
     if not isinstance(plan.shape, PointCloud):
         dataset = sample(plan.shape, plan.mode, plan.sampling, source=plan.source, quiet=quiet,
                          device=str(plan.device))
-        _warm_up_if_possible(plan)
+        if warm_up:
+            _warm_up_if_possible(plan)
         return dataset
-    return sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up_if_possible(plan))
+    return sample_in_fork(plan, quiet, meanwhile=lambda: _warm_up_if_possible(plan) if warm_up else None)
 
 
 def _warm_up_if_possible(plan: FitPlan) -> None:
@@ -410,7 +413,7 @@ def sample_in_fork(plan: FitPlan, quiet: bool, meanwhile: Callable[[], None]) ->
 
 def _warm_up(plan: FitPlan) -> None:
     """Run the training step's and the queries' kernels once on throwaway data (see
-    :func:`_sample_and_warm_up`)."""
+    :func:`sample_dataset`)."""
     model = build_model(plan.model).to(plan.device)
     optimiser = build_optimiser(model, plan.training, plan.device)
     x = torch.rand(min(plan.training.batch_size, 1 << 16), plan.shape.dim, device=plan.device)

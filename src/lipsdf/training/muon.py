@@ -52,7 +52,8 @@ class StackedMuon(torch.optim.Optimizer):
 
     Parameters
     ----------
-    params : matrices (2D parameters).
+    params : matrices (2D parameters), or stacks of matrices (the last two dimensions; each orthogonalised
+        alone, as when stacked networks train together).
     lr : the learning rate: a number, or a one-element tensor that the caller updates in place.
     scale : a constant factor on ``lr`` (how a run gives Muon its own rate on Adam's schedule tensor).
 
@@ -69,8 +70,8 @@ class StackedMuon(torch.optim.Optimizer):
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: Union[float, torch.Tensor] = 0.02,
                  momentum: float = 0.95, scale: float = 1.0) -> None:
         params = list(params)
-        if any(p.ndim != 2 for p in params):
-            raise ValueError("StackedMuon optimises matrices (2D parameters) only")
+        if any(p.ndim < 2 for p in params):
+            raise ValueError("StackedMuon optimises matrices (parameters of 2 dimensions or more) only")
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         super().__init__(params, {"lr": lr, "momentum": momentum, "scale": scale})
@@ -98,8 +99,8 @@ class StackedMuon(torch.optim.Optimizer):
         torch._foreach_mul_(buffers, momentum)
         torch._foreach_add_(buffers, grads)
         nesterov = torch.stack(grads).add_(torch.stack(buffers), alpha=momentum)
-        update = orthogonalised(nesterov)
-        update.mul_(group["lr"] * (-group["scale"] * 0.2 * math.sqrt(max(shape))))
+        update = orthogonalised(nesterov.reshape(-1, *shape[-2:])).reshape(nesterov.shape)
+        update.mul_(group["lr"] * (-group["scale"] * 0.2 * math.sqrt(max(shape[-2:]))))
         torch._foreach_add_(params, list(update.unbind(0)))
 
 

@@ -47,11 +47,13 @@ class DeviceData:
 
 
 def build_optimiser(model: torch.nn.Module, config: TrainingConfig, device: torch.device,
-                    lr: Optional[torch.Tensor] = None) -> Union[torch.optim.Optimizer, Optimisers]:
+                    lr: Optional[torch.Tensor] = None, stacked: bool = False) -> Union[torch.optim.Optimizer, Optimisers]:
     """The optimiser of a run: fused Adam (one kernel per step for all parameters) at ``config``'s learning
     rate and beta2; with ``optimiser="muon"``, :class:`~lipsdf.training.muon.StackedMuon` for the model's
     matrices at ``muon_lr`` and Adam for the rest. The learning rate is the device tensor ``lr``, which the
     schedule sets inside the (capturable) step; Muon's is the same tensor scaled by ``muon_lr / lr``.
+    ``stacked``: the model is a :class:`~lipsdf.training.stacked.StackedNetworks`, whose parameters have
+    one more (leading) dimension than a network's.
 
     Examples
     --------
@@ -67,8 +69,9 @@ def build_optimiser(model: torch.nn.Module, config: TrainingConfig, device: torc
     if config.optimiser == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, config.adam_beta2), fused=True,
                                 capturable=capturable)
-    matrices = [p for p in model.parameters() if p.ndim == 2]
-    others = [p for p in model.parameters() if p.ndim != 2]
+    matrix = 3 if stacked else 2
+    matrices = [p for p in model.parameters() if p.ndim == matrix]
+    others = [p for p in model.parameters() if p.ndim != matrix]
     muon = StackedMuon(matrices, lr=lr, scale=config.muon_lr / config.learning_rate)
     if not others:
         return Optimisers(muon)
