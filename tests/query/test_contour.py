@@ -79,6 +79,16 @@ def test_pruning_on_a_trained_network_matches_the_dense_grid(name, request):
         assert np.array_equal(pruned.values[skipped] > level, dense.values[skipped] > level)
 
 
+def test_a_pruned_mesh_is_the_dense_one_bit_for_bit_whatever_the_batch_sizes(trained_sphere):
+    """The issue's terms: a vertex's value does not depend on the batch it was evaluated in, so the pruned
+    mesh at any batch size is the dense mesh at any other, vertex for vertex and face for face."""
+    meshes = [contour(trained_sphere, 0.0, resolution=56, dense=dense, batch_size=batch).contours[0].shape
+              for dense, batch in ((True, 1 << 18), (True, 1000), (False, 1 << 18), (False, 4096), (False, 777))]
+    for mesh in meshes[1:]:
+        assert mesh.vertices.tobytes() == meshes[0].vertices.tobytes()
+        assert mesh.faces.tobytes() == meshes[0].faces.tobytes()
+
+
 def test_a_flat_field_falls_back_to_the_dense_grid():
     config = {"arch": "sll", "dim": 3, "layers": 2, "width": 8}
     field = NeuralField(build_model(config), Normalization(np.zeros(3), 1.0), config)
