@@ -44,7 +44,7 @@ LAYERS = [
     ["lipsdf.evaluate", "lipsdf.render"],
     ["lipsdf.export.program", "lipsdf.export.onnx_model"],
     ["lipsdf.export.glsl"],
-    ["lipsdf.export.view"],
+    ["lipsdf.export.view", "lipsdf.export.wgsl"],
     ["lipsdf.export"],
     ["lipsdf.collection"],
     ["lipsdf.pipeline.recipes", "lipsdf.pipeline.options", "lipsdf.pipeline.budget"],

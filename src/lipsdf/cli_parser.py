@@ -195,13 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_export_commands(command: Command, quiet: _Parser) -> None:
     """``export`` and ``view``."""
-    p = command("export", "write a field as ONNX or GLSL, for use outside Python",
+    p = command("export", "write a field as ONNX, GLSL or WGSL, for use outside Python",
                 "Write a field for other programs, in world units, the format taken from the output's suffix: .onnx "
                 "(input points [N, dim], output distance [N]; metadata says the dimension, kind, architecture and "
-                "Lipschitz bound; needs pip install 'lipsdf[export]') or .glsl (GLSL ES 3.00 source of "
-                "lipsdf_distance, with its weights beside it in NAME.weights.bin, read as a float texture).", [quiet])
+                "Lipschitz bound; needs pip install 'lipsdf[export]'), .glsl (GLSL ES 3.00 source of "
+                "lipsdf_distance, with its weights beside it in NAME.weights.bin, read as a float texture) or .wgsl "
+                "(WGSL source of lipsdf_distance, the same weights read from a storage buffer).", [quiet])
     p.add_argument("field", help="field file (.pt)")
-    p.add_argument("-o", "--output", required=True, help="OUT.onnx or OUT.glsl")
+    p.add_argument("-o", "--output", required=True, help="OUT.onnx, OUT.glsl or OUT.wgsl")
     p = command("view", "a self-contained HTML page that shows a field in the browser (WebGL2)",
                 "Write one HTML file, needing no network, that draws the field with WebGL2: sphere tracing of a "
                 "level set with an iso slider, a cutting plane with the field's values, the steps per ray (3D); the "

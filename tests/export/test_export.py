@@ -69,7 +69,7 @@ def test_onnx_answers_as_the_field_in_world_units(tmp_path, config, kind):
 def test_exports_say_what_is_wrong_in_one_line(tmp_path, sphere_field, capsys):
     sphere_field.save(tmp_path / "s.pt")
     assert main(["export", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.obj")]) == 2
-    assert "must end in .onnx or .glsl" in capsys.readouterr().err
+    assert "must end in .onnx or .glsl or .wgsl" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.pt"), "-o", str(tmp_path / "s.onnx")]) == 2
     assert main(["view", str(tmp_path / "s.pt"), "-o", str(tmp_path / "no" / "s.html")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
@@ -100,7 +100,8 @@ def browser():
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+            "--no-first-run", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+            "--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"])  # WebGPU for the WGSL export
         yield browser
         browser.close()
 
@@ -114,6 +115,68 @@ def _open(browser, path: Path):
     page.goto(path.resolve().as_uri())
     page.evaluate("window.lipsdf.ready")
     return page, errors
+
+
+# A compute shader around the exported WGSL: one invocation a point, the weights in their storage buffer.
+WGSL_PAGE = """<!doctype html><meta charset="utf-8"><script>
+window.evaluate = async (source, weightList, points, dim) => {
+  const adapter = await navigator.gpu.requestAdapter();
+  const device = await adapter.requestDevice();
+  const weights = new Float32Array(weightList);
+  const count = points.length / dim;
+  const code = source + `
+@group(0) @binding(1) var<storage, read> lipsdf_points: array<f32>;
+@group(0) @binding(2) var<storage, read_write> lipsdf_out: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) id: vec3u) {
+  let i = id.x;
+  if (i >= arrayLength(&lipsdf_out)) { return; }
+  lipsdf_out[i] = lipsdf_distance(vec${dim}f(${[...Array(dim).keys()].map(k => `lipsdf_points[${dim} * i + ${k}]`)}));
+}`;
+  const module = device.createShaderModule({code});
+  const info = await module.getCompilationInfo();
+  const problems = info.messages.filter(m => m.type === "error").map(m => `${m.lineNum}: ${m.message}`);
+  if (problems.length) throw new Error(problems.join("; "));
+  const buffer = (data, usage) => {
+    const b = device.createBuffer({size: Math.max(16, data.byteLength), usage: usage | GPUBufferUsage.COPY_DST});
+    device.queue.writeBuffer(b, 0, data); return b;
+  };
+  const out = device.createBuffer({size: count * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC});
+  const read = device.createBuffer({size: count * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST});
+  const pipeline = device.createComputePipeline({layout: "auto", compute: {module, entryPoint: "main"}});
+  const group = device.createBindGroup({layout: pipeline.getBindGroupLayout(0), entries: [
+    {binding: 0, resource: {buffer: buffer(weights, GPUBufferUsage.STORAGE)}},
+    {binding: 1, resource: {buffer: buffer(new Float32Array(points), GPUBufferUsage.STORAGE)}},
+    {binding: 2, resource: {buffer: out}}]});
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  pass.setPipeline(pipeline); pass.setBindGroup(0, group); pass.dispatchWorkgroups(Math.ceil(count / 64)); pass.end();
+  encoder.copyBufferToBuffer(out, 0, read, 0, count * 4);
+  device.queue.submit([encoder.finish()]);
+  await read.mapAsync(GPUMapMode.READ);
+  return Array.from(new Float32Array(read.getMappedRange()));
+};
+</script>"""
+
+
+@pytest.mark.parametrize("config", CONFIGS + [{"arch": "sll", "dim": 3, "layers": 20, "width": 64}],
+                         ids=IDS + ["sll-3d-default-size"])
+def test_the_wgsl_export_evaluates_in_webgpu_as_python_does(tmp_path, browser, config):
+    """WGSL in Chromium's WebGPU (SwiftShader here), from the files `lipsdf export F.pt -o F.wgsl` writes (a
+    file page may not fetch files: the weights file's numbers are handed to the page)."""
+    field = _field(config)
+    source, weights = export_field(field, tmp_path / "f.wgsl")
+    (tmp_path / "page.html").write_text(WGSL_PAGE)
+    page = browser.new_page()
+    page.goto((tmp_path / "page.html").as_uri())
+    if not page.evaluate("async () => !!(navigator.gpu && await navigator.gpu.requestAdapter())"):
+        pytest.skip("this Chromium offers no WebGPU adapter")
+    points = _points(config["dim"], 4096 if config["layers"] < 10 else 1024).astype(np.float32)
+    values = np.array(page.evaluate("([s, w, p, d]) => window.evaluate(s, w, p, d)",
+                                    [source.read_text(), np.fromfile(weights, "<f4").tolist(), points.ravel().tolist(),
+                                     config["dim"]]))
+    diagonal = 2 * 2.0 * np.sqrt(config["dim"])  # of the field's box
+    np.testing.assert_allclose(values, field(points), atol=1e-4 * diagonal)
+    page.close()
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)

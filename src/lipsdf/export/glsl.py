@@ -99,7 +99,8 @@ void lipsdf_groupsort(inout float x[LIPSDF_WIDTH], int n, int g) {
 """
 
 
-def _float(value: float) -> str:
+def float_literal(value: float) -> str:
+    """``value`` as a float32 literal that GLSL and WGSL read back exactly (``1.0``, ``0.1``, ``1e-05``)."""
     text = repr(float(np.float32(value)))
     return text if "e" in text or "." in text else text + ".0"
 
@@ -108,13 +109,13 @@ def _call(step) -> str:
     if step.kind == "sll":
         kind = 0 if step.activation == "relu" else 1
         name = "lipsdf_sll4" if step.size % PER_TEXEL == 0 else "lipsdf_sll"
-        return f"{name}(x, {step.size}, {step.offset}, {kind}, {_float(step.param or 1.0)});"
+        return f"{name}(x, {step.size}, {step.offset}, {kind}, {float_literal(step.param or 1.0)});"
     if step.kind == "affine":
         return f"lipsdf_affine(x, {step.size}, {step.out}, {step.offset});"
     if step.kind == "groupsort":
         return f"lipsdf_groupsort(x, {step.size}, {int(step.param) or step.size});"
     kind = {"relu": 0, "softplus": 1, "sine": 2}[step.kind]
-    return f"lipsdf_activate(x, {step.size}, {kind}, {_float(step.param or 1.0)});"
+    return f"lipsdf_activate(x, {step.size}, {kind}, {float_literal(step.param or 1.0)});"
 
 
 def header(program: Program, weights_name: str) -> str:
@@ -159,7 +160,7 @@ def glsl_source(program: Program, weights_name: str = "the weights file") -> str
     (True, 2)
     """
     vec = f"vec{program.dim}"
-    center = ", ".join(_float(c) for c in program.center)
+    center = ", ".join(float_literal(c) for c in program.center)
     lines = [header(program, weights_name), "",
              "uniform highp sampler2D lipsdf_weights;",
              f"#define LIPSDF_WIDTH {program.width}",
@@ -167,12 +168,12 @@ def glsl_source(program: Program, weights_name: str = "the weights file") -> str
              f"const bool LIPSDF_IS_LIPSCHITZ = {'true' if program.description['lipschitz_bound'] else 'false'};",
              "", _HELPERS,
              f"float lipsdf_distance({vec} p) {{",
-             f"  {vec} u = (p - {vec}({center})) / {_float(program.scale)};",
+             f"  {vec} u = (p - {vec}({center})) / {float_literal(program.scale)};",
              "  float x[LIPSDF_WIDTH];",
              "  for (int i = 0; i < LIPSDF_WIDTH; i++) x[i] = 0.0;",
              *[f"  x[{i}] = u[{i}];" for i in range(program.dim)],
              *[f"  {_call(step)}" for step in program.steps],
-             f"  float v = x[0] + {_float(program.offset)};",
-             f"  return {_float(program.scale)} * {'abs(v)' if program.unsigned else 'v'};",
+             f"  float v = x[0] + {float_literal(program.offset)};",
+             f"  return {float_literal(program.scale)} * {'abs(v)' if program.unsigned else 'v'};",
              "}", ""]
     return "\n".join(lines)
