@@ -12,9 +12,11 @@ sampler ``lipsdf_weights`` and the point.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
-from lipsdf.export.program import Program
+from lipsdf.export.program import Program, Step
 
 TEXTURE_WIDTH = 1024  # texels a row (4 weights each); WebGL2 guarantees textures of 2048 at least
 PER_TEXEL = 4
@@ -171,9 +173,15 @@ def glsl_source(program: Program, weights_name: str = "the weights file") -> str
              f"  {vec} u = (p - {vec}({center})) / {float_literal(program.scale)};",
              "  float x[LIPSDF_WIDTH];",
              "  for (int i = 0; i < LIPSDF_WIDTH; i++) x[i] = 0.0;",
-             *[f"  x[{i}] = u[{i}];" for i in range(program.dim)],
-             *[f"  {_call(step)}" for step in program.steps],
-             f"  float v = x[0] + {float_literal(program.offset)};",
-             f"  return {float_literal(program.scale)} * {'abs(v)' if program.unsigned else 'v'};",
-             "}", ""]
+             *distance_body(program, _call, "float")]
     return "\n".join(lines)
+
+
+def distance_body(program: Program, call: Callable[[Step], str], declare: str) -> list[str]:
+    """The end of ``lipsdf_distance`` in GLSL or WGSL, after the vector ``x`` and the unit point ``u`` are
+    declared: the point copied in, a ``call`` a step, then the offset and the scale (``declare``: how the
+    language declares the value, ``float`` or ``let``)."""
+    return [*[f"  x[{i}] = u[{i}];" for i in range(program.dim)],
+            *[f"  {call(step)}" for step in program.steps],
+            f"  {declare} v = x[0] + {float_literal(program.offset)};",
+            f"  return {float_literal(program.scale)} * {'abs(v)' if program.unsigned else 'v'};", "}", ""]

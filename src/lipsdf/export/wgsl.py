@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipsdf.export.glsl import float_literal, header
+from lipsdf.export.glsl import distance_body, float_literal, header
 from lipsdf.export.program import Program
 
 _HELPERS = """\
@@ -110,9 +110,5 @@ def wgsl_source(program: Program, weights_name: str = "the weights file", group:
              f"fn lipsdf_distance(p: {vec}) -> f32 {{",
              f"  let u = (p - {vec}({center})) / {float_literal(program.scale)};",
              "  var x: lipsdf_vector;",
-             *[f"  x[{i}] = u[{i}];" for i in range(program.dim)],
-             *[f"  {_call(step)}" for step in program.steps],
-             f"  let v = x[0] + {float_literal(program.offset)};",
-             f"  return {float_literal(program.scale)} * {'abs(v)' if program.unsigned else 'v'};",
-             "}", ""]
+             *distance_body(program, _call, "let")]
     return "\n".join(lines)
