@@ -116,7 +116,7 @@ def train_stacked(trainers: Sequence[Trainer], quiet: bool = True) -> list[Neura
                 _stacked_step(stack, optimiser, trainers, states)
             for index, (trainer, state) in enumerate(zip(trainers, states)):
                 stack.copy_into(index, state.model)
-                fields[index], _ = trainer._end_epoch(state, epoch, float(state.loss_sum) / state.steps_per_epoch)
+                fields[index], _ = trainer.end_epoch(state, epoch, float(state.loss_sum) / state.steps_per_epoch)
             bar.update(1)
     return fields
 

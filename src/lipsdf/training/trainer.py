@@ -162,7 +162,7 @@ class Trainer:
                         self.step(state)
                         for callback in self.callbacks:
                             callback.on_step_end(self, state)
-                    field, record = self._end_epoch(state, epoch, float(state.loss_sum) / state.steps_per_epoch)
+                    field, record = self.end_epoch(state, epoch, float(state.loss_sum) / state.steps_per_epoch)
                     bar.update(1)
                     bar.set_postfix_str(f"loss {record['loss']:.4g}, test MAE {record['mae']:.3g}")
                     if state.stopped:
@@ -241,8 +241,9 @@ class Trainer:
         signed = self.kind == "signed" and bool(self.dataset.metadata.get("signed_truth", True))
         return distance_errors(values, truth, signed, self.diagonal)
 
-    def _end_epoch(self, state: TrainingState, epoch: int, mean_loss: float) -> tuple[Optional[NeuralField], dict]:
-        """Check the loss, log the epoch with its test errors, and write a checkpoint when one is due."""
+    def end_epoch(self, state: TrainingState, epoch: int, mean_loss: float) -> tuple[Optional[NeuralField], dict]:
+        """Check the loss, log the epoch with its test errors, and write a checkpoint when one is due (the
+        field of the last epoch always): the end of each epoch of :meth:`run`, and of a stacked run's."""
         if not math.isfinite(mean_loss) or not finite(state.model):
             self._diverged(epoch, mean_loss, state)
         state.good_state = {key: value.detach().clone() for key, value in state.model.state_dict().items()}
