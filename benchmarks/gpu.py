@@ -66,7 +66,7 @@ def sizes(smoke: bool, shape: Path = BUNNY) -> dict:
         return {"shape": "builtin:sphere", "model": {"arch": "sll", "dim": 3, "layers": 2, "width": 16},
                 "fit_model": {"arch": "sll", "dim": 3, "layers": 2, "width": 16},
                 "points": 4096, "eager_batch": 512, "batches": [512], "resolution": 32, "image": 32,
-                "eval_points": 1 << 14, "sweep": [(512, 2, None, "float32")],
+                "eval_points": 1 << 14, "sweep": [(512, 2, None, "float32", "muon")],
                 "fit": ["--quick", "-n", "3000", "--n-test", "400", "--epochs", "2", "--layers", "2", "--width", "16",
                         "--res", "32", "--image-size", "32", "--eval-n-uniform", "400", "--eval-n-near", "400",
                         "--eval-pairs", "400", "--eval-n-surface", "400"]}
@@ -74,15 +74,16 @@ def sizes(smoke: bool, shape: Path = BUNNY) -> dict:
             "fit_model": {"arch": "sll", "dim": 3, "layers": 20, "width": 64},
             "points": 400_000, "eager_batch": 4096, "batches": [4096, 8192, 16384, 32768, 65536],
             "resolution": 512, "image": 1024, "eval_points": 1 << 24,
-            "sweep": [(32768, 120, 1e-2, "tf32"), (32768, 120, 1e-2, "float32"), (32768, 200, 1e-2, "tf32")],
+            "sweep": [(32768, 160, 1e-2, "tf32", "muon"), (32768, 160, 1e-2, "tf32", "adam"),
+                      (32768, 120, 1e-2, "tf32", "muon"), (32768, 240, 1e-2, "tf32", "muon")],
             "fit": []}
 
 
 def throughput(dataset, model: dict, batch: int, lr: float, device: str, cuda_graph: bool,
-               precision: str = "float32", epochs: int = 3) -> float:
+               precision: str = "float32", epochs: int = 3, optimiser: str = "adam") -> float:
     """Training points per second over the epochs after the first (which pays warm-up and capture)."""
     config = TrainingConfig(epochs=epochs, batch_size=batch, lr=lr, checkpoint_every=0, cuda_graph=cuda_graph,
-                            matmul_precision=precision)
+                            matmul_precision=precision, optimiser=optimiser)
     log = EpochRecords()
     Trainer(dataset, model, config, device=device, callbacks=[log]).run()
     records = log.records
@@ -96,7 +97,11 @@ def training(dataset, size: dict, device: str, smoke: bool) -> dict:
     lr = TrainingConfig(**{key: value for key, value in gpu.items() if key != "epochs"}).learning_rate
     precision = gpu.get("matmul_precision", "float32")
     eager = throughput(dataset, size["model"], size["eager_batch"], lr, device, cuda_graph=False)
-    graphed = throughput(dataset, size["model"], default_batch, lr, device, cuda_graph=True, precision=precision)
+    optimiser = gpu.get("optimiser", "adam")
+    graphed = throughput(dataset, size["model"], default_batch, lr, device, cuda_graph=True, precision=precision,
+                         optimiser=optimiser)
+    graphed_fit = {name: throughput(dataset, size["fit_model"], default_batch, lr, device, cuda_graph=True,
+                                    precision=precision, optimiser=name) for name in ("adam", "muon")}
     sweep = {}
     for model in (size["model"], size["fit_model"]):
         name = label(model)
@@ -104,8 +109,9 @@ def training(dataset, size: dict, device: str, smoke: bool) -> dict:
                        for batch in size["batches"]}
         progress(f"  {name}: " + ", ".join(f"{b} {v / 1e6:.2f}M/s" for b, v in sweep[name].items()))
     return {"model": label(size["model"]), "precision": precision, "eager_batch": size["eager_batch"],
-            "eager_points_per_second": eager, "default_batch": default_batch,
-            "default_points_per_second": graphed, "speedup": graphed / eager, "cuda_graph_sweep": sweep}
+            "eager_points_per_second": eager, "default_batch": default_batch, "optimiser": optimiser,
+            "default_points_per_second": graphed, "speedup": graphed / eager, "cuda_graph_sweep": sweep,
+            "fit_model": label(size["fit_model"]), "fit_model_by_optimiser": graphed_fit}
 
 
 def evaluation(size: dict, device: str) -> dict:
@@ -149,14 +155,14 @@ def accuracy_sweep(dataset, size: dict, device: str) -> list:
     choose the GPU defaults."""
     defaults = recipe_for(3, device=device)
     rows = []
-    for batch, epochs, lr, precision in size["sweep"]:
+    for batch, epochs, lr, precision, optimiser in size["sweep"]:
         config = TrainingConfig(**{**defaults.training, "batch_size": batch, "epochs": epochs, "lr": lr,
-                                   "checkpoint_every": 0, "matmul_precision": precision})
+                                   "checkpoint_every": 0, "matmul_precision": precision, "optimiser": optimiser})
         started = time.perf_counter()
         field = Trainer(dataset, size["fit_model"], config, device=device).run()
         final = field.summary["final"]
         rows.append({**final, "batch": batch, "epochs": epochs, "lr": config.learning_rate,
-                     "precision": precision, "seconds": time.perf_counter() - started})
+                     "precision": precision, "optimiser": optimiser, "seconds": time.perf_counter() - started})
         progress(f"  batch {batch} x {epochs} epochs: {rows[-1]['seconds']:.1f} s, test MAE "
                  f"{100 * final['mae_rel']:.3f}%")
     return rows
@@ -418,8 +424,10 @@ FIGURES = {
                            f"{p['kernels_per_step']:.0f}")],
     "training": lambda t: [
         (f"training {t['model']}, eager step, batch {t['eager_batch']}", f"{t['eager_points_per_second']:,.0f} points/s"),
-        (f"training {t['model']}, fit's default configuration ({t['precision']}, batch {t['default_batch']}, CUDA graph)",
-         f"{t['default_points_per_second']:,.0f} points/s ({t['speedup']:.1f}x)")]
+        (f"training {t['model']}, fit's default configuration ({t['precision']}, batch {t['default_batch']}, CUDA graph, "
+         f"{t.get('optimiser', 'adam')})", f"{t['default_points_per_second']:,.0f} points/s ({t['speedup']:.1f}x)")]
+        + [(f"training {t['fit_model']} (the fit's network), {t['precision']}, batch {t['default_batch']}, CUDA graph, "
+            f"{name}", f"{value:,.0f} points/s") for name, value in t.get("fit_model_by_optimiser", {}).items()]
         + [(f"training {name}, float32, CUDA graph, batch {batch}",
             f"{value:,.0f} points/s") for name, by_batch in t["cuda_graph_sweep"].items()
            for batch, value in by_batch.items()],
@@ -450,8 +458,9 @@ FIGURES = {
              f"{m['bunny']['stacked']['normal_consistency']:.4f} / {m['bunny']['alone']['normal_consistency']:.4f}")]
            if "bunny" in m else []),
     "accuracy_sweep": lambda rows: [(f"bunny training, batch {row['batch']} x {row['epochs']} epochs, lr "
-                                     f"{row['lr']:.3g}, {row['precision']}", f"{row['seconds']:.1f} s, test MAE "
-                                     f"{100 * row['mae_rel']:.3f}%") for row in rows],
+                                     f"{row['lr']:.3g}, {row['precision']}, {row.get('optimiser', 'adam')}",
+                                     f"{row['seconds']:.1f} s, test MAE {100 * row['mae_rel']:.3f}%")
+                                    for row in rows],
 }
 
 
