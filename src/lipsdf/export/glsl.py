@@ -120,15 +120,20 @@ def _call(step) -> str:
     return f"lipsdf_activate(x, {step.size}, {kind}, {float_literal(step.param or 1.0)});"
 
 
-def header(program: Program, weights_name: str) -> str:
-    """The comment at the top of the source: what the field is, and how its weights travel."""
+def described(program: Program, language: str) -> list[str]:
+    """The first lines of an exported source's header: what the field is (as the ONNX metadata says)."""
     d = program.description
     bound = "1 (1-Lipschitz by construction)" if d["lipschitz_bound"] else "none (not 1-Lipschitz)"
+    return [f"// lipsdf {d['lipsdf_version']} distance field, {language}",
+            f"// {d['dim']}D, {d['kind']}, {d['arch']} {d['layers']} x {d['width']}; Lipschitz bound: {bound}",
+            f"// world box: {d['box_min']} to {d['box_max']}; values in world units"]
+
+
+def header(program: Program, weights_name: str) -> str:
+    """The comment at the top of the GLSL source: what the field is, and how its weights travel."""
     rows = texture_rows(program)
     return "\n".join([
-        f"// lipsdf {d['lipsdf_version']} distance field, GLSL ES 3.00 (WebGL2)",
-        f"// {d['dim']}D, {d['kind']}, {d['arch']} {d['layers']} x {d['width']}; Lipschitz bound: {bound}",
-        f"// world box: {d['box_min']} to {d['box_max']}; values in world units",
+        *described(program, "GLSL ES 3.00 (WebGL2)"),
         f"// weights: {weights_name}, {len(program.weights)} float32 numbers (little-endian), four a texel of an",
         f"// RGBA32F texture {TEXTURE_WIDTH} x {rows} (texImage2D(TEXTURE_2D, 0, RGBA32F, {TEXTURE_WIDTH}, {rows}, 0,",
         "// RGBA, FLOAT, data padded with zeros to a whole row)) bound to the sampler lipsdf_weights.",

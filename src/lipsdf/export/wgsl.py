@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lipsdf.export.glsl import distance_body, float_literal, header
+from lipsdf.export.glsl import described, distance_body, float_literal
 from lipsdf.export.program import Program
 
 _HELPERS = """\
@@ -99,8 +99,7 @@ def wgsl_source(program: Program, weights_name: str = "the weights file", group:
     """
     vec = f"vec{program.dim}f"
     center = ", ".join(float_literal(c) for c in program.center)
-    described = header(program, weights_name).replace("GLSL ES 3.00 (WebGL2)", "WGSL (WebGPU)").splitlines()[:3]
-    lines = [*described,
+    lines = [*described(program, "WGSL (WebGPU)"),
              f"// weights: {weights_name}, float32 numbers (little-endian), in a storage buffer bound at",
              f"// @group({group}) @binding({binding}) (the file is padded with zeros; bind it whole).", "",
              f"@group({group}) @binding({binding}) var<storage, read> lipsdf_weights: array<f32>;",

@@ -234,10 +234,9 @@ class PrimitiveTree:
         self._leaf_distances(points, rest[:, self._within(bound[~first], reached, rest[0])], reached)
         return reached
 
-    @staticmethod
-    def _within(bound: torch.Tensor, reached: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
-        # a relative margin, so that rounding never drops the node that holds the nearest point
-        return bound <= reached[query] * (1 + 1e-9)
+    def _within(self, bound: torch.Tensor, reached: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        # a margin of a few roundings, so that rounding never drops the node that holds the nearest point
+        return bound <= reached[query] * (1 + 4 * torch.finfo(self.dtype).eps)
 
     def _leaf_distances(self, points: torch.Tensor, leaf_pairs: torch.Tensor, reached: torch.Tensor) -> None:
         """Lower ``reached`` to the exact distance from each pair's query to its leaf's primitives."""

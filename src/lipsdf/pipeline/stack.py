@@ -47,7 +47,7 @@ def fit_stacked(tasks: list[dict[str, Any]], stack: int, finish: Callable[[dict[
             yield finish(task)  # the failure said by the fit itself, as for any worker
     for group in _groups(prepared, stack):
         shared = _train_group(group)
-        for task, _, dataset, sampling in group:
+        for task, _, _, sampling in group:
             row = finish(dict(task, resume=True))
             if shared is not None and row.status == "done":
                 row = _with_shared_seconds(task, row, sampling, shared, len(group))
@@ -85,10 +85,10 @@ def _train_group(group: list[Prepared]) -> float | None:
     or None when it failed (its shapes are then trained one by one by their fits)."""
     started = time.perf_counter()
     _, first, first_data, sampling = group[0]
-    if first.budget is not None and first.budget.epochs is None:  # what the budget buys one network alone
-        first = size_training(first, first_data, started - sampling)
-    plans = [replace(plan, budget=first.budget, training=first.training) for _, plan, _, _ in group]
     try:
+        if first.budget is not None and first.budget.epochs is None:  # what the budget buys one network alone
+            first = size_training(first, first_data, started - sampling)
+        plans = [replace(plan, budget=first.budget, training=first.training) for _, plan, _, _ in group]
         trainers = []
         for (task, _, dataset, _), plan in zip(group, plans):
             staging = Path(task["output"]) / STAGING
@@ -99,7 +99,7 @@ def _train_group(group: list[Prepared]) -> float | None:
         fields = train_stacked(trainers)
     except LipsdfError:
         for task, plan, _, _ in group:
-            Path(plan.files(Path(task["output"]) / STAGING)["field"]).unlink(missing_ok=True)
+            plan.files(Path(task["output"]) / STAGING)["field"].unlink(missing_ok=True)
         return None
     for field, plan, (task, _, _, _) in zip(fields, plans, group):
         if plan.budget is not None:  # the field says what its epochs were chosen for, as fit's do

@@ -138,9 +138,9 @@ def grid_unit_values(field: NeuralField, grid: Grid, index: Optional[torch.Tenso
     # dense one in its last bits); at 2^18 the two meshes are bit-identical.
     # A vertex's value must not depend on the batch it was evaluated in, or a pruned mesh would differ from
     # the dense one in its last bits. A matrix product computes the rows past its last full block of rows
-    # with other kernels (on this CPU: a batch of 777 changed 115 of 175,616 values by one ulp), so every
-    # batch holds whole blocks of GRID_ROW_BLOCK rows; on a GPU the kernel also depends on the batch's
-    # size, so there every batch is padded to the full size.
+    # with other kernels (a batch of 777 rows did; tests/query/test_contour.py), so every batch holds whole
+    # blocks of GRID_ROW_BLOCK rows; on a GPU the kernel also depends on the batch's size, so there every
+    # batch is padded to the full size.
     batch_size = -(-field.batch_size(batch_size) // GRID_ROW_BLOCK) * GRID_ROW_BLOCK
     count = grid.size if index is None else len(index)
     out = torch.empty(count, device=field.device)
