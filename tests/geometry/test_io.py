@@ -21,17 +21,21 @@ def test_mesh_round_trip(tmp_path, suffix):
                                np.sort(mesh.vertices[mesh.faces].reshape(-1, 9), axis=0), atol=1e-6)
 
 
-@pytest.mark.parametrize("extra", ["", "vn 0 0 1\nvt 0.5 0.5\ng part\ns off\n", "f 1 2 3 4\n", "v 0 0 0 1 0 0\n"],
-                         ids=["plain", "normals and groups", "a quad", "a coloured vertex"])
-def test_obj_triangles_read_the_same_on_either_path(tmp_path, extra):
+@pytest.mark.parametrize("slashes", [True, False], ids=["f 1/1 2//2 3", "f 1 2 3"])
+@pytest.mark.parametrize("extra, more", [("", 0), ("vn 0 0 1\nvt 0.5 0.5\ng part\ns off\n", 0), ("f 1 2 3 4\n", 2),
+                                         ("v 0 0 0 1 0 0\n", 0), ("  f 1 2 3\n", 1), ("f\t1\t2 3\n", 1)],
+                         ids=["plain", "normals and groups", "a quad", "a coloured vertex", "an indented face",
+                              "tabs"])
+def test_obj_triangles_read_the_same_on_either_path(tmp_path, slashes, extra, more):
     """Triangle OBJs take a fast path, everything else the line-by-line one: both read the triangles written."""
     mesh = torus(n_u=12, n_v=8)
     v = "\n".join(f"v {x!r} {y!r} {z!r}" for x, y, z in mesh.vertices.tolist())
-    f = "\n".join(f"f {a + 1}/{a + 1} {b + 1}//{b + 1} {c + 1}" for a, b, c in mesh.faces)
+    face = "f {}/{} {}//{} {}" if slashes else "f {0} {2} {4}"
+    f = "\n".join(face.format(a + 1, a + 1, b + 1, b + 1, c + 1) for a, b, c in mesh.faces)
     path = tmp_path / "torus.obj"
     path.write_text(f"# a comment\n{v}\n{extra}{f}\n")
     loaded = load_shape(path)
-    assert len(loaded.faces) == len(mesh.faces) + 2 * extra.startswith("f")  # the quad: two triangles
+    assert len(loaded.faces) == len(mesh.faces) + more
     np.testing.assert_array_equal(loaded.vertices[loaded.faces[-len(mesh.faces):]], mesh.vertices[mesh.faces])
 
 

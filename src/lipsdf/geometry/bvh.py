@@ -25,6 +25,8 @@ from typing import Union
 import numpy as np
 import torch
 
+from lipsdf.geometry.queries import morton_order
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 LEAF_SIZE = 8  # primitives a leaf
@@ -38,27 +40,6 @@ BETA = 2.0
 PAIR_SLICE = 1 << 22
 # Queries walked together: bounds the memory of the node lists.
 QUERY_CHUNK = 1 << 16
-
-
-def morton_order(points: np.ndarray) -> np.ndarray:
-    """The permutation that sorts ``points`` (n, d) along a Morton (Z-order) curve of their bounding box.
-
-    Examples
-    --------
-    >>> morton_order(np.array([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))
-    array([1, 3, 2, 0])
-    """
-    points = np.asarray(points, dtype=np.float64)
-    dim = points.shape[1]
-    bits = 63 // dim
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    scale = np.where(hi > lo, hi - lo, 1.0)
-    cells = ((points - lo) / scale * ((1 << bits) - 1)).astype(np.uint64)
-    code = np.zeros(len(points), dtype=np.uint64)
-    for bit in range(bits):
-        for axis in range(dim):
-            code |= ((cells[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(bit * dim + axis)
-    return np.argsort(code, kind="stable")
 
 
 def segment_distance(points: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

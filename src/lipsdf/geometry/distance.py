@@ -7,12 +7,13 @@
   generalized (fast) winding number, so open and non-manifold meshes work,
   of the faces turned to agree and face outward
   (:func:`~lipsdf.geometry.orientation.orient_mesh`).
-* Point clouds: distance to the nearest point (KD-tree); inside/outside from
+* Point clouds: distance to the nearest point; inside/outside from
   the point-cloud winding number with oriented normals and per-point areas
   (estimated when the cloud has no normals).
 
-All queries run in batches of ``batch_size`` points, so millions of queries
-need memory for one batch only. :class:`GroundTruth` builds the acceleration
+All queries run in batches of ``batch_size`` points, in spatial order
+(:func:`~lipsdf.geometry.queries.batched`), so millions of queries need
+memory for one batch only. :class:`GroundTruth` builds the acceleration
 structures of a shape once and answers any number of queries: libigl's on the
 CPU, or, given a torch ``device``, a polyline's or a mesh's
 :class:`~lipsdf.geometry.bvh.PrimitiveTree` there (point clouds stay on the CPU).
@@ -24,15 +25,14 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import igl
 import numpy as np
-from scipy.spatial import cKDTree
 
 from lipsdf.errors import GeometryError, ModeError
 from lipsdf.geometry.normals import oriented_normals_and_areas
 from lipsdf.geometry.orientation import MeshReport, orient_mesh
 from lipsdf.geometry.scan import ScanDistance
 from lipsdf.geometry.shapes import PointCloud, Polyline, Shape, TriangleMesh
-from lipsdf.geometry.winding import (GEOMETRY_BATCH_SIZE, batched, mesh_winding_kernel, point_cloud_winding_kernel,
-                                     polyline_winding_kernel)
+from lipsdf.geometry.queries import GEOMETRY_BATCH_SIZE, batched
+from lipsdf.geometry.winding import mesh_winding_kernel, point_cloud_winding_kernel, polyline_winding_kernel
 
 if TYPE_CHECKING:  # torch is imported only where a device tree is built
     from lipsdf.geometry.bvh import PrimitiveTree
@@ -52,8 +52,14 @@ def _pad3(points: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.column_stack([points, np.zeros(len(points))]))
 
 
-class _SegmentOrTriangleDistance:
-    """Exact distance to segments (2D/3D) or triangles, with an AABB tree built once."""
+class _SimplexDistance:
+    """Exact distance to points, segments (2D/3D) or triangles (``cells`` of 1, 2 or 3 vertices), with
+    libigl's AABB tree built once.
+
+    Points too: a k-d tree (SciPy's) visits nearly all the points of a closed scan to answer a query deep
+    inside it, where they are all about as far (132 s for 15,000 queries of a 5M-point sphere; libigl's tree
+    of the same points answers the same distances 15 times faster, ``benchmarks/results/scale.md``).
+    """
 
     def __init__(self, vertices: np.ndarray, cells: np.ndarray) -> None:
         self.vertices = _pad3(vertices)
@@ -102,7 +108,7 @@ class GroundTruth:
         if not isinstance(self.shape, TriangleMesh):
             return None
         if self._oriented is None:
-            self._oriented = orient_mesh(self.shape.vertices, self.shape.faces)
+            self._oriented = orient_mesh(self.shape.vertices, self.shape.faces, self.shape.face_areas())
         return self._oriented[1]
 
     @property
@@ -135,12 +141,11 @@ class GroundTruth:
             if self.device is not None:
                 self._distance = self._tree_kernel("unsigned_distance")
             elif isinstance(shape, Polyline):
-                self._distance = _SegmentOrTriangleDistance(shape.vertices, shape.edges)
+                self._distance = _SimplexDistance(shape.vertices, shape.edges)
             elif isinstance(shape, TriangleMesh):
-                self._distance = _SegmentOrTriangleDistance(shape.vertices, shape.faces)
+                self._distance = _SimplexDistance(shape.vertices, shape.faces)
             else:
-                tree = cKDTree(shape.points)
-                self._distance = lambda q: tree.query(q, k=1, workers=-1)[0]
+                self._distance = _SimplexDistance(shape.points, np.arange(len(shape.points))[:, None])
         return self._distance
 
     def _winding_kernel(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -182,7 +187,7 @@ class GroundTruth:
         """The shape with a mesh's faces turned as its winding numbers use them (other shapes as given)."""
         if self.mesh_report is None or not self.mesh_report.turned_faces:
             return self.shape
-        return TriangleMesh(self.shape.vertices, self._oriented[0])
+        return self.shape.with_faces(self._oriented[0])
 
     def diagnosis(self) -> Optional[dict[str, Any]]:
         """What the shape's inside rests on, for a mesh (:class:`MeshReport`) or a point cloud whose winding

@@ -21,6 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from lipsdf.geometry.shapes import triangle_areas
+from lipsdf.geometry.winding import mesh_winding_kernel
 
 # A patch whose enclosed volume is below this share of (its area)^(3/2) encloses nothing (a flat or open
 # sheet): it keeps the orientation most of its input faces had. A closed sphere's share is 0.094.
@@ -96,9 +97,15 @@ def edge_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     directed edges (``[0, 1], [1, 2], [2, 0]`` of every face, face by face) the index of its undirected
     edge."""
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
-    low, high, n = directed.min(axis=1), directed.max(axis=1), int(faces.max()) + 1
-    _, inverse, counts = np.unique(low * n + high, return_inverse=True, return_counts=True)
-    return counts, inverse.ravel()
+    keys = directed.min(axis=1) * (int(faces.max()) + 1) + directed.max(axis=1)
+    # np.unique's inverse costs a stable sort; equal keys need no order, and this is twice as fast
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.ones(len(keys), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(len(keys), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return np.diff(np.append(np.flatnonzero(first), len(keys))), inverse
 
 
 def _inconsistent_edges(faces: np.ndarray, counts: Optional[np.ndarray] = None,
@@ -118,14 +125,15 @@ def _same_turn(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.any([np.all(np.roll(a, shift, axis=1) == b, axis=1) for shift in range(3)], axis=0)
 
 
-def _patch_volumes(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _patch_volumes(vertices: np.ndarray, faces: np.ndarray, areas: np.ndarray, patch: np.ndarray, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Each patch's signed enclosed volume (about its own centroid) and its area."""
     corners = vertices[faces]
     centroid_sum = np.stack([np.bincount(patch, corners[:, :, axis].mean(axis=1), n) for axis in range(3)], axis=1)
     centroids = centroid_sum / np.bincount(patch, minlength=n)[:, None]
     local = corners - centroids[patch][:, None, :]
     volume = np.einsum("ij,ij->i", local[:, 0], np.cross(local[:, 1], local[:, 2])) / 6.0
-    return np.bincount(patch, volume, n), np.bincount(patch, triangle_areas(vertices, faces), n)
+    return np.bincount(patch, volume, n), np.bincount(patch, areas, n)
 
 
 def _nesting_depths(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray, solid: np.ndarray) -> np.ndarray:
@@ -146,7 +154,7 @@ def _nesting_depths(vertices: np.ndarray, faces: np.ndarray, patch: np.ndarray, 
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     step = NESTING_OFFSET * np.linalg.norm(np.ptp(vertices, axis=0))
     outside = corners.mean(axis=1) + step * normals
-    winding = igl.fast_winding_number(vertices, np.ascontiguousarray(faces[solid[patch]]), outside)
+    winding = mesh_winding_kernel(vertices, faces[solid[patch]])(outside)
     least = np.full(n, np.inf)
     np.minimum.at(least, owner, winding)
     return np.maximum(np.rint(least), 0).astype(int)
@@ -156,13 +164,17 @@ def _face_components(faces: np.ndarray, n_vertices: int) -> np.ndarray:
     """The connected component (through shared vertices) of each face, numbered from 0."""
     rows = np.repeat(faces[:, 0], 2)
     graph = coo_matrix((np.ones(len(rows)), (rows, faces[:, 1:].ravel())), shape=(n_vertices, n_vertices))
-    _, labels = connected_components(graph, directed=False)
-    return np.unique(labels[faces[:, 0]], return_inverse=True)[1].ravel()
+    count, labels = connected_components(graph, directed=False)
+    used = np.zeros(count, dtype=bool)  # components of vertices only (no face) take no number
+    used[labels[faces[:, 0]]] = True
+    return (np.cumsum(used) - 1)[labels[faces[:, 0]]]
 
 
-def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, MeshReport]:
+def orient_mesh(vertices: np.ndarray, faces: np.ndarray, areas: Optional[np.ndarray] = None
+                ) -> tuple[np.ndarray, MeshReport]:
     """``faces`` turned so that every orientable patch agrees with itself and every outermost solid faces
-    outward (see the module docstring), with a report of what the mesh is and what was turned.
+    outward (see the module docstring), with a report of what the mesh is and what was turned. ``areas``:
+    the faces' areas, when known.
 
     Examples
     --------
@@ -175,6 +187,7 @@ def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Me
     """
     vertices = np.ascontiguousarray(vertices, dtype=np.float64)
     faces = np.ascontiguousarray(faces, dtype=np.int64)
+    areas = triangle_areas(vertices, faces) if areas is None else areas
     counts, inverse = edge_counts(faces)
     consistent = not _inconsistent_edges(faces, counts, inverse)
     if consistent:  # every patch agrees already (the common case, inverted meshes too): its parts are its patches
@@ -187,9 +200,9 @@ def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Me
         n = int(patch.max()) + 1
         # each patch as most of its input area turned, its faces agreeing with each other
         same = _same_turn(faces, agreed)
-        flip = (np.bincount(patch, np.where(same, 1.0, -1.0) * triangle_areas(vertices, faces), n) < 0)[patch]
+        flip = (np.bincount(patch, np.where(same, 1.0, -1.0) * areas, n) < 0)[patch]
         given, given_turned = np.where(flip[:, None], agreed[:, ::-1], agreed), ~(same ^ flip)
-    volume, area = _patch_volumes(vertices, given, patch, n)
+    volume, area = _patch_volumes(vertices, given, areas, patch, n)
     solid = np.abs(volume) > FLAT_VOLUME_SHARE * area ** 1.5
     outward = np.where((volume >= 0)[patch][:, None], given, given[:, ::-1])
     # one patch, or no solid: nothing to nest in (and no winding-number tree to build over millions of faces)
@@ -199,7 +212,7 @@ def orient_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, Me
     if outermost.any() and np.all(reverse[outermost]):  # the whole mesh inverted: nested shells turn with it
         reverse = np.ones(n, dtype=bool)
     if not solid.any():  # a soup of unconnected faces (no shared vertices) can still enclose a volume
-        whole, whole_area = _patch_volumes(vertices, given, np.zeros(len(faces), dtype=np.int64), 1)
+        whole, whole_area = _patch_volumes(vertices, given, areas, np.zeros(len(faces), dtype=np.int64), 1)
         reverse[:] = whole[0] < -FLAT_VOLUME_SHARE * whole_area[0] ** 1.5
     oriented = np.where(reverse[patch][:, None], given[:, ::-1], given)
     turned = given_turned ^ reverse[patch]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lipsdf.geometry.winding import GEOMETRY_BATCH_SIZE
+from lipsdf.geometry.queries import GEOMETRY_BATCH_SIZE
 
 NEIGHBOURS = 10  # points averaged; the bandwidth is each point's distance to its NEIGHBOURS-th neighbour
 NEAR_BAND = 1.0  # bandwidths (from the nearest point) where the planes' average holds; blended over as many

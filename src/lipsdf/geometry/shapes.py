@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -173,6 +173,18 @@ class TriangleMesh:
         object.__setattr__(self, "faces", faces)
         self._keep("_face_areas", areas)
 
+    @classmethod
+    def _checked(cls, vertices: np.ndarray, faces: np.ndarray, areas: Optional[np.ndarray]) -> "TriangleMesh":
+        """A mesh of arrays that another mesh's checks passed (moved by a similarity, or with faces turned),
+        not checked again: on millions of triangles each check costs a second. ``areas``: the faces' areas
+        when they are unchanged, None to compute them when asked for."""
+        mesh = object.__new__(cls)
+        object.__setattr__(mesh, "vertices", vertices)
+        object.__setattr__(mesh, "faces", faces)
+        if areas is not None:
+            mesh._keep("_face_areas", areas)
+        return mesh
+
     def _keep(self, name: str, value: np.ndarray) -> np.ndarray:
         """Keep a derived array, read-only: a shape's arrays are not changed once it is made, and on meshes
         of millions of triangles sampling asks for the areas and normals several times."""
@@ -190,22 +202,36 @@ class TriangleMesh:
 
     def face_areas(self) -> np.ndarray:
         """Each triangle's area (read-only, computed once)."""
+        if "_face_areas" not in self.__dict__:
+            self._faces_measured()
         return self._face_areas
 
     def face_normals(self) -> np.ndarray:
-        """Each triangle's unit normal, by the right-hand rule on its vertex order (read-only, computed once)."""
-        normals = self.__dict__.get("_face_normals")
-        if normals is None:
-            v = self.vertices[self.faces]
-            n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-            normals = self._keep("_face_normals", n / np.linalg.norm(n, axis=1, keepdims=True))
-        return normals
+        """Each triangle's unit normal, by the right-hand rule on its vertex order, or 0 for a triangle whose
+        area rounds to 0 (read-only, computed once)."""
+        if "_face_normals" not in self.__dict__:
+            self._faces_measured()
+        return self._face_normals
+
+    def _faces_measured(self) -> None:
+        """Keep the faces' areas and unit normals, from one cross product a face (the areas as
+        :func:`triangle_areas` gives them, where not known yet)."""
+        cross = _face_cross(self.vertices, self.faces)
+        doubled = np.sqrt(np.square(cross).sum(axis=0))
+        if "_face_areas" not in self.__dict__:
+            self._keep("_face_areas", 0.5 * doubled)
+        self._keep("_face_normals", np.ascontiguousarray((cross / np.maximum(doubled, np.finfo(np.float64).tiny)).T))
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return self.vertices.min(axis=0), self.vertices.max(axis=0)
 
     def transformed(self, fn: Callable[[np.ndarray], np.ndarray]) -> "TriangleMesh":
-        return TriangleMesh(fn(self.vertices), self.faces)
+        """The mesh moved by ``fn``, a similarity (scale and shift, as a normalisation is)."""
+        return TriangleMesh._checked(_as_coordinates(fn(self.vertices), "vertices", (3,)), self.faces, None)
+
+    def with_faces(self, faces: np.ndarray) -> "TriangleMesh":
+        """The mesh with ``faces``, the same triangles with some turned (their areas unchanged)."""
+        return TriangleMesh._checked(self.vertices, np.ascontiguousarray(faces), self.face_areas())
 
 
 @dataclass(frozen=True)
@@ -264,12 +290,16 @@ class PointCloud:
 Shape = Union[Polyline, TriangleMesh, PointCloud]
 
 
-def triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def _face_cross(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Each triangle's ``(b - a) x (c - a)``, as 3 rows (x, y, z) of one value a face."""
     v = vertices[faces]
     a, b = (v[:, 1] - v[:, 0]).T, (v[:, 2] - v[:, 0]).T
-    # The cross product by components: np.cross is several times slower on millions of triangles.
-    return 0.5 * np.sqrt((a[1] * b[2] - a[2] * b[1]) ** 2 + (a[2] * b[0] - a[0] * b[2]) ** 2
-                         + (a[0] * b[1] - a[1] * b[0]) ** 2)
+    # by components: np.cross is several times slower on millions of triangles
+    return np.stack([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+def triangle_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    return 0.5 * np.sqrt(np.square(_face_cross(vertices, faces)).sum(axis=0))
 
 
 def _adjacency(edges: np.ndarray, n: int) -> coo_matrix:

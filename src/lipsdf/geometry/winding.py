@@ -1,8 +1,10 @@
-"""Generalized winding numbers on plain arrays: the lowest geometric layer.
+"""Generalized winding numbers on plain arrays.
 
-* :func:`polyline_winding_number`: exact 2D winding number of directed segments.
-* :func:`mesh_winding_number`: fast (hierarchical) generalized winding number of a triangle soup.
-* :func:`point_cloud_winding`: the same for oriented points with areas, precomputed once.
+* :func:`polyline_winding_number` / :func:`polyline_winding_kernel`: exact 2D winding number of directed
+  segments.
+* :func:`mesh_winding_kernel`: fast (hierarchical) generalized winding number of a triangle soup, its
+  hierarchy built once.
+* :func:`point_cloud_winding_kernel`: the same for oriented points with areas, precomputed once.
 
 These take arrays, not shapes, so that the shapes module can use them (to
 orient the loops of a closed polyline) without importing anything above it.
@@ -10,26 +12,10 @@ orient the loops of a closed polyline) without importing anything above it.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import igl
 import numpy as np
 
-GEOMETRY_BATCH_SIZE = 1 << 18  # query points per chunk of exact distances and winding numbers
-Kernel = Callable[[np.ndarray], np.ndarray]
-
-
-def batched(fn: Kernel, points: np.ndarray, batch_size: int = GEOMETRY_BATCH_SIZE,
-            progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """``fn`` over ``points`` in batches of ``batch_size`` rows (bounded memory), as one float64 array."""
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    out = np.empty(len(points), dtype=np.float64)
-    for start in range(0, len(points), batch_size):
-        stop = min(start + batch_size, len(points))
-        out[start:stop] = fn(points[start:stop])
-        if progress is not None:
-            progress(stop - start)
-    return out
+from lipsdf.geometry.queries import GEOMETRY_BATCH_SIZE, Kernel, batched
 
 
 def polyline_winding_number(points: np.ndarray, vertices: np.ndarray, edges: np.ndarray,
@@ -54,7 +40,8 @@ def polyline_winding_kernel(vertices: np.ndarray, edges: np.ndarray) -> Kernel:
 
 
 def mesh_winding_kernel(vertices: np.ndarray, faces: np.ndarray) -> Kernel:
-    """A function of query points giving their fast generalized winding number with respect to triangles.
+    """A function of query points giving their fast generalized winding number with respect to triangles,
+    whose hierarchy is built once, here.
 
     Examples
     --------
@@ -63,9 +50,9 @@ def mesh_winding_kernel(vertices: np.ndarray, faces: np.ndarray) -> Kernel:
     >>> np.round(mesh_winding_kernel(tet, faces)(np.array([[0.1, 0.1, 0.1], [2, 2, 2.]])), 3)
     array([1., 0.])
     """
-    vertices = np.ascontiguousarray(vertices, dtype=np.float64)
-    faces = np.ascontiguousarray(faces, dtype=np.int64)
-    return lambda q: igl.fast_winding_number(vertices, faces, q)
+    hierarchy = igl.FastWindingNumberBVH()  # built once: rebuilding it took a second a call at 1M triangles
+    hierarchy.init(np.ascontiguousarray(vertices, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64))
+    return hierarchy.winding_number
 
 
 def point_cloud_winding_kernel(points: np.ndarray, normals: np.ndarray, areas: np.ndarray) -> Kernel:
