@@ -79,7 +79,7 @@ def _levers(shape, points: np.ndarray) -> list[dict]:
     """The choices that make `sample` fast on large inputs, each timed against its alternative on the same
     points: libigl's distances in Morton order against the points' own order, and its winding-number
     hierarchy built once against rebuilt by every call (a mesh); libigl's tree of a cloud's points against
-    SciPy's k-d tree, on 1,000 of its query points (a cloud)."""
+    SciPy's k-d tree, built and queried (on 1,000 of the query points), a cloud."""
     if isinstance(shape, TriangleMesh):
         vertices, faces = np.ascontiguousarray(shape.vertices), np.ascontiguousarray(shape.faces)
         tree = igl.AABB()
@@ -95,14 +95,14 @@ def _levers(shape, points: np.ndarray) -> list[dict]:
                  "with": _timed(lambda: hierarchy.winding_number(points[:1]))[1]}]
     cloud, few = np.ascontiguousarray(shape.points), points[:1000]
     elements = np.arange(len(cloud))[:, None]
-
-    def libigl() -> None:
-        tree = igl.AABB()
-        tree.init(cloud, elements)
-        tree.squared_distance(cloud, elements, few)
-
-    return [{"lever": "cloud distances: libigl's tree, not SciPy's k-d tree (build and 1,000 queries)",
-             "without": _timed(lambda: cKDTree(cloud).query(few, workers=-1))[1], "with": _timed(libigl)[1]}]
+    kd_tree, kd_built = _timed(lambda: cKDTree(cloud))
+    tree = igl.AABB()
+    built = _timed(lambda: tree.init(cloud, elements))[1]
+    return [{"lever": "cloud distances in libigl's tree, not SciPy's k-d tree: building it", "without": kd_built,
+             "with": built},
+            {"lever": "cloud distances in libigl's tree, not SciPy's k-d tree: 1,000 of the 15,000 queries",
+             "without": _timed(lambda: kd_tree.query(few, workers=-1))[1],
+             "with": _timed(lambda: tree.squared_distance(cloud, elements, few))[1]}]
 
 
 def main() -> None:
