@@ -17,6 +17,7 @@ README = SOURCE.parents[1] / "README.md"
 LAYERS = [
     ["lipsdf.version", "lipsdf.errors"],
     ["lipsdf.files", "lipsdf.progress"],
+    ["lipsdf.geometry.queries"],
     ["lipsdf.geometry.winding", "lipsdf.geometry.normalize", "lipsdf.geometry.bvh"],
     ["lipsdf.geometry.shapes", "lipsdf.geometry.readers"],
     ["lipsdf.geometry.primitives", "lipsdf.geometry.normals", "lipsdf.geometry.surface", "lipsdf.geometry.orientation",
@@ -31,6 +32,7 @@ LAYERS = [
     ["lipsdf.nn"],
     ["lipsdf.losses"],
     ["lipsdf.field"],
+    ["lipsdf.devices"],
     ["lipsdf.training.log", "lipsdf.training.config", "lipsdf.training.offset", "lipsdf.training.muon"],
     ["lipsdf.training.step"],
     ["lipsdf.training.checkpoints"],

@@ -47,7 +47,7 @@ def _stem(path: str) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from lipsdf.field import resolve_device
+    from lipsdf.devices import geometry_device
     from lipsdf.geometry.io import load_shape, shape_name, source_info
     from lipsdf.sampling import SamplingConfig, check_mode, sample
 
@@ -57,9 +57,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     shape = load_shape(args.shape, kind=args.kind)
     check_mode(shape, args.mode)
     _say(args, f"{args.shape}: {shape.describe()}")
-    device = resolve_device(args.device)  # the CPU's geometry is libigl's, a GPU's lipsdf's own
     dataset = sample(shape, args.mode, config, source=source_info(args.shape), quiet=args.quiet,
-                     device=str(device) if device.type == "cuda" else None)
+                     device=geometry_device(args.device))
     for line in dataset.metadata.get("diagnosis", {}).get("lines", []):
         _say(args, line)
     dataset.save(output)
@@ -318,8 +317,9 @@ def _stop(signal_number: int, frame) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(None if argv is None else [str(a) for a in argv])
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
+    args = parser.parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     handlers = {number: signal.signal(number, _stop) for number in (signal.SIGINT, signal.SIGTERM)
                 if in_main_thread}

@@ -69,11 +69,18 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
 
 
 def _config_class(group: str) -> type:
-    from lipsdf.evaluate import EvaluationConfig
-    from lipsdf.sampling import SamplingConfig
-    from lipsdf.training import TrainingConfig
+    """The config class of ``group``, importing only its module (training's and evaluation's import torch)."""
+    if group == "sampling":
+        from lipsdf.sampling import SamplingConfig
 
-    return {"sampling": SamplingConfig, "training": TrainingConfig, "evaluation": EvaluationConfig}[group]
+        return SamplingConfig
+    if group == "training":
+        from lipsdf.training import TrainingConfig
+
+        return TrainingConfig
+    from lipsdf.evaluate import EvaluationConfig
+
+    return EvaluationConfig
 
 
 def _field_help(cls: type) -> dict[str, str]:
@@ -159,9 +166,12 @@ def _add_model_options(p, fit: bool = False) -> None:
 
 # --------------------------------------------------------------------------- the parser
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``lipsdf`` parser; each command sets ``args.command``, which :mod:`lipsdf.cli` dispatches on."""
-    from lipsdf.field import DEFAULT_BATCH_SIZE
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``lipsdf`` parser; each command sets ``args.command``, which :mod:`lipsdf.cli` dispatches on.
+
+    ``only``: the command whose options alone are built (with those of its group; the others are left
+    out), so that a command that needs no torch (``sample``) does not import it for the others' defaults.
+    """
     from lipsdf.geometry.shapes import KINDS
 
     quiet = _Parser(add_help=False)
@@ -169,11 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     shaped = _Parser(add_help=False)
     shaped.add_argument("--kind", choices=KINDS, default=None, help="override the detected kind of shape")
     shaped.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    on_field = _Parser(add_help=False, parents=[quiet])
-    on_field.add_argument("field", help="field file (.pt) from `lipsdf train`")
-    on_field.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    on_field.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
-                          help=f"points per network call (default: {DEFAULT_BATCH_SIZE}; more on a GPU)")
     bounded = _Parser(add_help=False)
     bounded.add_argument("--bounds", type=float, nargs="+", default=None, metavar="V",
                          help="box, world units: xmin ymin [zmin] xmax ymax [zmax] (default: the field's box)")
@@ -185,12 +190,30 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str, description: str, parents=()) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, description=description, parents=list(parents))
 
-    _add_data_commands(command, shaped, quiet)
-    _add_fit_commands(command, shaped, quiet)
-    _add_query_commands(command, on_field, shaped, bounded)
-    _add_render_command(command, on_field)
-    _add_export_commands(command, quiet)
+    groups = [(("sample",), lambda: _add_sample_command(command, shaped, quiet)),
+              (("train",), lambda: _add_train_command(command, quiet)),
+              (("fit", "fit-many"), lambda: _add_fit_commands(command, shaped, quiet)),
+              (("eval", "mesh", "sample-surface", "skeleton"),
+               lambda: _add_query_commands(command, _on_field(quiet), shaped, bounded)),
+              (("render",), lambda: _add_render_command(command, _on_field(quiet))),
+              (("export", "view"), lambda: _add_export_commands(command, quiet))]
+    known = only is not None and any(only in names for names, _ in groups)
+    for names, add in groups:
+        if not known or only in names:
+            add()
     return parser
+
+
+def _on_field(quiet: _Parser) -> _Parser:
+    """The options of every command that reads a field."""
+    from lipsdf.field import DEFAULT_BATCH_SIZE
+
+    on_field = _Parser(add_help=False, parents=[quiet])
+    on_field.add_argument("field", help="field file (.pt) from `lipsdf train`")
+    on_field.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    on_field.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
+                          help=f"points per network call (default: {DEFAULT_BATCH_SIZE}; more on a GPU)")
+    return on_field
 
 
 def _add_export_commands(command: Command, quiet: _Parser) -> None:
@@ -212,10 +235,8 @@ def _add_export_commands(command: Command, quiet: _Parser) -> None:
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
 
 
-def _add_data_commands(command: Command, shaped: _Parser, quiet: _Parser) -> None:
-    """``sample`` and ``train``."""
+def _add_sample_command(command: Command, shaped: _Parser, quiet: _Parser) -> None:
     from lipsdf.dataset import MODES
-    from lipsdf.training import TrainingConfig
 
     p = command("sample", "sample a training dataset (.npz) around a shape",
                 "Sample training points around a shape file (or builtin:NAME) and write a dataset .npz.",
@@ -227,6 +248,10 @@ def _add_data_commands(command: Command, shaped: _Parser, quiet: _Parser) -> Non
     p.add_argument("--preview", default=None, metavar="PNG", help="also write a picture of the samples")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present): on a GPU, a "
                    "polyline's or a mesh's distances and winding numbers are computed there")
+
+
+def _add_train_command(command: Command, quiet: _Parser) -> None:
+    from lipsdf.training import TrainingConfig
 
     p = command("train", "train a field (.pt) on a dataset",
                 "Train a neural distance field on a dataset made by `lipsdf sample`. The loss follows the dataset: "
