@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import igl
 import numpy as np
@@ -54,11 +56,13 @@ _MEASURED = ("import re, runpy, sys\nsys.argv = ['lipsdf', *sys.argv[1:]]\ntry:\
              "    print('peak_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n")
 
 
-def _command(path: Path, n: int, folder: Path) -> dict:
-    """`lipsdf sample PATH -n N` in a new process: its wall clock, peak memory and its printed lines."""
+def _command(path: Path, n: int, folder: Path, source: Optional[Path] = None) -> dict:
+    """`lipsdf sample PATH -n N` in a new process: its wall clock, peak memory and its printed lines;
+    ``source``: the ``src`` folder of another checkout to run instead of this one."""
+    environment = dict(os.environ, PYTHONPATH=str(source)) if source is not None else None
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _MEASURED, "sample", str(path), "-n", str(n), "-o",
-                           str(folder / f"{path.stem}.npz")], capture_output=True, text=True)
+                           str(folder / f"{path.stem}.npz")], capture_output=True, text=True, env=environment)
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"lipsdf sample {path.name} failed: {done.stderr.strip()}")
@@ -119,26 +123,44 @@ def main() -> None:
     parser.add_argument("--cloud", type=int, default=5_000_000, help="points of the cloud (0: none)")
     parser.add_argument("--bunny", type=int, default=2, help="times the shared bunny is split 1 -> 4 (0: none)")
     parser.add_argument("-n", type=int, default=200_000, help="training points of each dataset")
+    parser.add_argument("--against", default=None, metavar="COMMIT",
+                        help="also time COMMIT's `lipsdf sample` on each input, interleaved with this one's (twice each)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        rows = _rows(args, Path(folder))
+        other = None
+        if args.against:
+            other = Path(folder) / "against"
+            subprocess.run(["git", "worktree", "add", "--detach", str(other), args.against], cwd=ROOT, check=True,
+                           capture_output=True)
+        try:
+            rows = _rows(args, Path(folder), other)
+        finally:
+            if other is not None:
+                subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, capture_output=True)
     _write(rows, args.n)
 
 
-def _row(label: str, path: Path, n: int, folder: Path) -> dict:
+def _row(label: str, path: Path, n: int, folder: Path, other: Optional[Path]) -> dict:
     row = {"input": label, "megabytes": round(path.stat().st_size / 1e6), **_command(path, n, folder),
            "stages": _stages(path, n)}
+    if other is not None:  # interleaved, so that both see the same machine
+        walls = {"theirs": [], "ours": []}
+        for _ in range(2):
+            walls["theirs"].append(_command(path, n, folder, other / "src")["wall_seconds"])
+            walls["ours"].append(_command(path, n, folder)["wall_seconds"])
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=other, capture_output=True, text=True)
+        row["against"] = {"commit": commit.stdout.strip(), **walls}
     print(row, flush=True)
     return row
 
 
-def _rows(args: argparse.Namespace, folder: Path) -> list[dict]:
+def _rows(args: argparse.Namespace, folder: Path, other: Optional[Path]) -> list[dict]:
     rows = []
     for subdivisions in args.sizes:
         vertices, faces = icosphere(subdivisions)
         path = folder / f"icosphere_{subdivisions}.obj"
         save_shape(TriangleMesh(vertices, faces), path)
-        rows.append(_row(f"icosphere mesh, {len(faces):,} triangles", path, args.n, folder))
+        rows.append(_row(f"icosphere mesh, {len(faces):,} triangles", path, args.n, folder, other))
     if args.bunny and BUNNY.exists():  # a real shape at that size: a sphere is the worst case of exact distances
         bunny = load_shape(BUNNY)
         vertices, faces = bunny.vertices, bunny.faces
@@ -146,13 +168,13 @@ def _rows(args: argparse.Namespace, folder: Path) -> list[dict]:
             vertices, faces = trimesh.remesh.subdivide(vertices, faces)
         path = folder / "bunny_subdivided.obj"
         save_shape(TriangleMesh(vertices, faces), path)
-        rows.append(_row(f"bunny split {4 ** args.bunny}-fold, {len(faces):,} triangles", path, args.n, folder))
+        rows.append(_row(f"bunny split {4 ** args.bunny}-fold, {len(faces):,} triangles", path, args.n, folder, other))
     if args.cloud:
         points = np.random.default_rng(0).normal(size=(args.cloud, 3))
         points /= np.linalg.norm(points, axis=1, keepdims=True)
         path = folder / "sphere_cloud.xyz"
         save_points(points, path, normals=points)
-        rows.append(_row(f"point cloud with normals, {args.cloud:,} points", path, args.n, folder))
+        rows.append(_row(f"point cloud with normals, {args.cloud:,} points", path, args.n, folder, other))
     return rows
 
 
@@ -175,7 +197,7 @@ def _write(rows: list[dict], n: int) -> None:
              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
         stage = row["stages"]
-        peak = row.get("peak_gib", row.get("peak_gib_so_far"))
+        peak = row["peak_gib"] if "peak_gib" in row else f"{row['peak_gib_so_far']} (getrusage's figure, which counted the benchmark's own memory)"
         lines.append(f"| {row['input']} | {row['megabytes']} | {row['wall_seconds']} | {peak} | "
                      f"{stage['read']} | {stage.get('orient', '-')} | {stage['winding']} | {stage['distance']} | "
                      f"{row.get('commit', result['commit'])}, {row.get('date', result['date'])} |")
@@ -185,6 +207,15 @@ def _write(rows: list[dict], n: int) -> None:
         for lever in row["stages"].get("levers", []):
             ratio = f"{lever['without'] / lever['with']:.1f}x" if lever["with"] >= 0.01 else "-"
             lines.append(f"| {row['input']} | {lever['lever']} | {lever['without']} | {lever['with']} | {ratio} |")
+    compared = [row for row in rows if "against" in row]
+    if compared:
+        lines += ["", "Against an earlier commit, each command run twice, the two commits interleaved (wall seconds):",
+                  "", "| input | commit | its runs | this commit's runs | ratio of the means |",
+                  "|---|---|---|---|---:|"]
+        for row in compared:
+            theirs, ours = row["against"]["theirs"], row["against"]["ours"]
+            lines.append(f"| {row['input']} | {row['against']['commit']} | {', '.join(map(str, theirs))} | "
+                         f"{', '.join(map(str, ours))} | {np.mean(ours) / np.mean(theirs):.2f} |")
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
 
 
