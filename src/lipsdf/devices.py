@@ -1,6 +1,6 @@
 """Whether a GPU can be there at all, told without importing torch.
 
-Importing torch takes about two seconds; ``lipsdf sample`` needs it only to look for a CUDA device (its
+Importing torch takes seconds; ``lipsdf sample`` needs it only to look for a CUDA device (its
 default device is CUDA when present). A PyTorch built for no GPU says so in its ``version.py``, which is
 read here as text, so that on such a machine the command never imports torch.
 """

@@ -57,8 +57,8 @@ class _SimplexDistance:
     libigl's AABB tree built once.
 
     Points too: a k-d tree (SciPy's) visits nearly all the points of a closed scan to answer a query deep
-    inside it, where they are all about as far (132 s for 15,000 queries of a 5M-point sphere; libigl's tree
-    of the same points answers the same distances 15 times faster, ``benchmarks/results/scale.md``).
+    inside it, where they are all about as far; libigl's tree, slower to build, answers such queries many
+    times faster (both timed in ``benchmarks/results/scale.md``).
     """
 
     def __init__(self, vertices: np.ndarray, cells: np.ndarray) -> None:

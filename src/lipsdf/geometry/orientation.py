@@ -98,7 +98,7 @@ def edge_counts(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edge."""
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
     keys = directed.min(axis=1) * (int(faces.max()) + 1) + directed.max(axis=1)
-    # np.unique's inverse costs a stable sort; equal keys need no order, and this is twice as fast
+    # np.unique's inverse costs a stable sort, and equal keys need no order among themselves
     order = np.argsort(keys)
     ordered = keys[order]
     first = np.ones(len(keys), dtype=bool)
