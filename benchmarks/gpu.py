@@ -193,8 +193,9 @@ def collection(smoke: bool, device: str, fit: dict) -> dict:
     bunny's metrics against those of its single fit (the ``fit`` section)."""
     folder = Path(tempfile.mkdtemp(prefix="lipsdf_gpu_many_"))
     shapes = collection_shapes(folder / "inputs", smoke)
-    extra = (["--quick", "-n", "2000", "--n-test", "400", "--epochs", "2", "--res", "32", "--stack", "2"]
-             if smoke else [])
+    extra = (["--quick", "-n", "2000", "--n-test", "400", "--epochs", "2", "--res", "32", "--stack", "2",
+              "--image-size", "32", "--eval-n-uniform", "400", "--eval-n-near", "400", "--eval-pairs", "400",
+              "--eval-n-surface", "400"] if smoke else [])
     command = [sys.executable, "-m", "lipsdf", "fit-many", *shapes, "-o", str(folder / "fits"), "--device", device,
                "-q", *extra]
     started = time.perf_counter()

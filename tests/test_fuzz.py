@@ -19,7 +19,7 @@ from lipsdf.dataset import PointDataset
 from lipsdf.field import NeuralField
 from lipsdf.geometry.io import load_shape
 
-EXAMPLES = int(os.environ.get("LIPSDF_FUZZ_EXAMPLES", "6000"))
+EXAMPLES = int(os.environ.get("LIPSDF_FUZZ_EXAMPLES", "3000"))
 
 
 @pytest.fixture(scope="module")
