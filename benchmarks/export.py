@@ -10,8 +10,8 @@ Two fields: the default 3D field (SLL 20 x 64): ``--field``, else the bunny fiel
 --quick``; and a small one (SLL 4 x 16, trained here on a sphere for a few seconds).
 
 * **Throughput**: points per second of world distances on points spread over the field's box, at batches
-  of 4,096 and 65,536, by ``NeuralField`` (PyTorch, float32) and by onnxruntime on the exported model, one
-  after the other in the same process, each the best of three timed repeats of at least one second. On a
+  of 4,096 and 65,536, by ``NeuralField`` (PyTorch, float32) and by onnxruntime on the exported model, in
+  the same process, each the best of five rounds that time both in turn, at least one second each. On a
   machine with CUDA, also on the GPU (``NeuralField`` on CUDA; onnxruntime where its CUDA provider is
   installed).
 * **Viewer**: the time of one full-quality 512 x 512 frame (``window.lipsdf.render``, tiles included) of
@@ -57,7 +57,7 @@ BROWSER_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-co
 def default_field(given: Path | None, folder: Path) -> tuple[NeuralField, str]:
     """The default-size 3D field and where it came from."""
     if given is not None:
-        return NeuralField.load(given), str(given)
+        return NeuralField.load(given), f"{given.name}, given with --field"
     if BENCH_FIELD.exists():
         return NeuralField.load(BENCH_FIELD), "the bunny field of benchmarks.defaults"
     subprocess.run([sys.executable, "-m", "lipsdf", "fit", "builtin:torus", "--quick", "-q", "-o", str(folder)],
@@ -71,16 +71,20 @@ def small_field() -> NeuralField:
                    TrainingConfig(epochs=15, batch_size=500, checkpoint_every=0)).run()
 
 
-def points_per_second(run: Callable[[np.ndarray], object], points: np.ndarray, repeats: int = 3) -> float:
-    """The best of ``repeats`` rates, each over as many calls as fill one second."""
-    run(points)  # warm up: first-call allocations, lazy initialisation
-    best = 0.0
+def points_per_second(runs: dict[str, Callable[[np.ndarray], object]], points: np.ndarray,
+                      repeats: int = 5) -> dict[str, float]:
+    """Each run's best rate over ``repeats`` rounds, each timing every run in turn over as many calls as fill
+    one second: interleaved, so that a slower spell of a shared machine falls on both."""
+    for run in runs.values():
+        run(points)  # warm up: first-call allocations, lazy initialisation
+    best = dict.fromkeys(runs, 0.0)
     for _ in range(repeats):
-        calls, started = 0, time.perf_counter()
-        while calls == 0 or time.perf_counter() - started < 1.0:
-            run(points)
-            calls += 1
-        best = max(best, calls * len(points) / (time.perf_counter() - started))
+        for name, run in runs.items():
+            calls, started = 0, time.perf_counter()
+            while calls == 0 or time.perf_counter() - started < 1.0:
+                run(points)
+                calls += 1
+            best[name] = max(best[name], calls * len(points) / (time.perf_counter() - started))
     return best
 
 
@@ -98,10 +102,10 @@ def throughput(field: NeuralField, folder: Path, device: str) -> dict:
     rows = {}
     for batch in BATCHES:
         points = np.random.default_rng(0).uniform(low, high, size=(batch, field.dim)).astype(np.float32)
-        rows[str(batch)] = {
-            "neural_field": points_per_second(lambda p: field(p, batch_size=batch), points),
-            "onnxruntime": None if session is None else points_per_second(
-                lambda p: session.run(["distance"], {"points": p}), points)}
+        runs = {"neural_field": lambda p: field(p, batch_size=batch)}
+        if session is not None:
+            runs["onnxruntime"] = lambda p: session.run(["distance"], {"points": p})
+        rows[str(batch)] = {"onnxruntime": None, **points_per_second(runs, points)}
     return rows
 
 
@@ -156,8 +160,8 @@ def write_table(result: dict) -> None:
     lines = ["# Exported fields: onnxruntime and `lipsdf view`", "",
              f"`python -m benchmarks.export`, commit {result.get('commit')}, {result.get('date')}, "
              f"{result.get('machine')}. Points/s: world distances of points spread over the field's box, the "
-             "best of three repeats of at least one second, `NeuralField` (PyTorch, float32) against "
-             "onnxruntime on the exported model, in the same process. Frame: one full-quality 512 x 512 "
+             "best of five rounds of at least one second, `NeuralField` (PyTorch, float32) and "
+             "onnxruntime on the exported model timed in turn in each round, in the same process. Frame: one full-quality 512 x 512 "
              "frame of `lipsdf view`'s page in headless Chromium (`window.lipsdf.render`), by the page's "
              "clock; the renderer is what Chromium's WebGL reports.", "",
              "| field | network | device | batch | NeuralField points/s | onnxruntime points/s | onnxruntime / "

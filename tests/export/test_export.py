@@ -66,6 +66,29 @@ def test_onnx_answers_as_the_field_in_world_units(tmp_path, config, kind):
         np.testing.assert_allclose(values, field(points), atol=2e-5 * (1 + np.abs(values).max()))
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_onnx_agrees_within_1e_5_of_the_diagonal_on_100k_points_and_keeps_the_bound(tmp_path, config):
+    """The issue's criterion: 100,000 points over the box and near the zero level; for SLL and ortho, the
+    largest ratio |f(a) - f(b)| / |a - b| of onnxruntime's outputs, in float64, stays within 1 + 1e-5."""
+    runtime = pytest.importorskip("onnxruntime")
+    field = _field(config)
+    (path,) = export_field(field, tmp_path / "f.onnx")
+    low, high = field.normalization.world_bounds()
+    rng = np.random.default_rng(3)
+    box = rng.uniform(low, high, size=(50_000, field.dim))
+    gradient = field.gradient(box)  # one Newton step towards the zero level
+    near = box - (field(box) / np.maximum(np.square(gradient).sum(axis=1), 1e-12))[:, None] * gradient
+    points = np.vstack([box, near]).astype(np.float32)
+    (values,) = runtime.InferenceSession(str(path)).run(["distance"], {"points": points})
+    assert np.abs(values - field(points)).max() <= 1e-5 * np.linalg.norm(high - low)
+    if config["arch"] in ("sll", "ortho"):
+        a, b = rng.integers(0, len(points), size=(2, 100_000))
+        moved = np.linalg.norm(points[a].astype(np.float64) - points[b], axis=1)
+        keep = moved > 0
+        ratios = np.abs(values[a].astype(np.float64) - values[b])[keep] / moved[keep]
+        assert ratios.max() <= 1 + 1e-5
+
+
 def test_exports_say_what_is_wrong_in_one_line(tmp_path, sphere_field, capsys):
     sphere_field.save(tmp_path / "s.pt")
     assert main(["export", str(tmp_path / "s.pt"), "-o", str(tmp_path / "s.obj")]) == 2

@@ -1,7 +1,7 @@
 """Taking a field out of Python: ONNX, GLSL ES 3.00, WGSL, and a self-contained WebGL2 page.
 
 - :mod:`~lipsdf.export.program`: the network as a flat program over one weight array;
-- :mod:`~lipsdf.export.onnx_model`: ONNX (PyTorch's exporter, ``onnx.checker``, metadata);
+- :mod:`~lipsdf.export.onnx_model`: ONNX (the graph written from the program, ``onnx.checker``, metadata);
 - :mod:`~lipsdf.export.glsl`: ``float lipsdf_distance(vecD p)`` with its weights as a float texture;
 - :mod:`~lipsdf.export.wgsl`: ``fn lipsdf_distance(p: vecDf) -> f32`` with its weights in a storage buffer;
 - :mod:`~lipsdf.export.view`: ``lipsdf view``'s page.

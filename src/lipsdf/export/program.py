@@ -3,8 +3,9 @@
 Every architecture lipsdf trains is a chain of the same few steps on a vector of at most ``width``
 numbers: affine maps, element-wise activations, GroupSort, and SLL's residual step
 ``x + act(x W + b) B``. :func:`field_program` writes a frozen field that way, with the world-to-unit
-normalisation and the output's scale, offset and absolute value around it; the GLSL export and the
-browser view generate their code from it, so every network size and architecture exports the same way.
+normalisation and the output's scale, offset and absolute value around it; the ONNX, GLSL and WGSL
+exports and the browser view are generated from it, so every network size and architecture exports the
+same way.
 """
 
 from __future__ import annotations
