@@ -57,7 +57,7 @@ def _same_weights(a: Path, b: Path) -> bool:
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
-TRAIN = ["--layers", 3, "--width", 32, "--epochs", 40, "--batch-size", 200, "--checkpoint-every", 2,
+TRAIN = ["--layers", 3, "--width", 32, "--epochs", 20, "--batch-size", 200, "--checkpoint-every", 2,
          "--device", "cpu", "-q"]
 
 
@@ -79,7 +79,7 @@ def test_sigterm_during_train_keeps_a_checkpoint_that_resumes_to_the_same_weight
                              env=ENV, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert _same_weights(tmp_path / "full.pt", tmp_path / "cut.pt")
-    assert _lines(tmp_path / "cut.jsonl") == 40
+    assert _lines(tmp_path / "cut.jsonl") == TRAIN[TRAIN.index("--epochs") + 1]
     assert "training" not in torch.load(tmp_path / "cut.pt", weights_only=True)  # a finished field is plain
 
 
@@ -92,7 +92,7 @@ def test_sigint_during_sample_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-FIT = ["-n", 3000, "--n-test", 400, "--layers", 3, "--width", 32, "--epochs", 30, "--batch-size", 200, "--res", 64,
+FIT = ["-n", 3000, "--n-test", 400, "--layers", 3, "--width", 32, "--epochs", 16, "--batch-size", 200, "--res", 64,
        "--eval-n-uniform", 500, "--eval-n-near", 500, "--eval-pairs", 500, "--eval-n-surface", 500, "--device", "cpu",
        "-q"]
 
@@ -179,5 +179,5 @@ def test_sigterm_during_fit_many_keeps_checkpoints_that_a_rerun_resumes(tmp_path
     assert rerun.returncode == 0, rerun.stderr
     metrics = json.loads((tmp_path / "out" / "circle" / "metrics.json").read_text())
     epochs = [json.loads(line)["epoch"] for line in (tmp_path / "out" / "circle" / "circle.jsonl").read_text().splitlines()]
-    assert epochs == list(range(1, 31)) and metrics["fingerprint"]  # one log, resumed, not restarted
+    assert epochs == list(range(1, FIT[FIT.index("--epochs") + 1] + 1)) and metrics["fingerprint"]  # one log, resumed, not restarted
     assert not (tmp_path / "out" / "circle" / ".lipsdf-fit").exists()
