@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 from benchmarks.messy import icosphere
 from benchmarks.provenance import provenance
 from lipsdf.geometry import GroundTruth, PointCloud, TriangleMesh, load_shape, save_points, save_shape
-from lipsdf.geometry.distance import WINDING_POINTS
+from lipsdf.geometry.distance import winding_subset
 from lipsdf.geometry.queries import morton_order
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,8 +122,7 @@ def _levers(shape, points: np.ndarray) -> list[dict]:
 
 
 def _cloud_winding_lever(shape: PointCloud, queries: np.ndarray) -> dict:
-    pick = np.sort(np.random.default_rng(0).choice(len(shape.points), min(WINDING_POINTS, len(shape.points)),
-                                                   replace=False))
+    pick = winding_subset(len(shape.points))  # the points `sample` reads the cloud's inside from
     points = np.ascontiguousarray(shape.points[pick])
     normals = np.ascontiguousarray(shape.normals[pick] if shape.normals is not None else points)
     areas = np.full(len(points), 1.0 / len(points))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lipsdf.errors import LipsdfError
-from lipsdf.export.program import Program, Step, field_program
+from lipsdf.export.program import Program, field_program
 from lipsdf.field import NeuralField
 from lipsdf.files import PathLike, atomic_output
 
@@ -60,16 +60,6 @@ class _Graph:
         return self.node("Mul", softplus, self.constant(1.0 / beta))
 
 
-def _weights(program: Program, step: Step) -> tuple[np.ndarray, ...]:
-    """A step's arrays, in float64: ``(A, b)`` of an affine step, ``(W, b, B)`` of an SLL step."""
-    w, n, m = program.weights.astype(np.float64), step.size, step.out
-    if step.kind == "affine":
-        return (w[step.offset:step.offset + m * n].reshape(m, n), w[step.offset + m * n:step.offset + m * n + m])
-    square = n * n
-    return (w[step.offset:step.offset + square].reshape(n, n), w[step.offset + square:step.offset + square + n],
-            w[step.offset + square + n:step.offset + 2 * square + n].reshape(n, n))
-
-
 def program_graph(program: Program, onnx: Any):
     """The ONNX graph of ``program``: ``scale * post(net((points - center) / scale) + offset)``."""
     graph = _Graph(onnx)
@@ -78,14 +68,14 @@ def program_graph(program: Program, onnx: Any):
     last = len(program.steps) - 1
     for index, step in enumerate(program.steps):
         if step.kind == "affine":
-            a, b = _weights(program, step)
+            a, b = program.arrays(step)
             a = a[:, :columns] / (program.scale if unscaled else 1.0)  # columns beyond x's are its zero padding
             if index == last:  # the output: its offset and scale folded in
                 a, b = a * program.scale, (b + program.offset) * program.scale
             x = graph.node("Gemm", x, graph.constant(a), graph.constant(b), transB=1)
             columns, unscaled = step.out, False
         elif step.kind == "sll":
-            w, b, back = _weights(program, step)
+            w, b, back = program.arrays(step)
             if columns < step.size or unscaled:  # pad x to the layer's width (and divide it by the scale)
                 embed = np.eye(columns, step.size) / (program.scale if unscaled else 1.0)
                 x = graph.node("MatMul", x, graph.constant(embed))

@@ -57,22 +57,28 @@ class Program:
     unsigned: bool
     description: dict[str, Any] = field(default_factory=dict)
 
+    def arrays(self, step: Step) -> tuple[np.ndarray, ...]:
+        """A step's weights in float64: ``(A, b)`` of an affine step, ``(W, b, B)`` of an SLL step."""
+        n, m, start = step.size, step.out, step.offset
+        if step.kind == "affine":
+            flat = self.weights[start:start + m * n + m].astype(np.float64)
+            return flat[:m * n].reshape(m, n), flat[m * n:]
+        if step.kind == "sll":
+            flat = self.weights[start:start + 2 * n * n + n].astype(np.float64)
+            return flat[:n * n].reshape(n, n), flat[n * n:n * n + n], flat[n * n + n:].reshape(n, n)
+        return ()
+
     def evaluate(self, points: np.ndarray) -> np.ndarray:
         """The program run in NumPy (float64): the reference the generated code is tested against."""
         x = (np.asarray(points, dtype=np.float64) - self.center) / self.scale
         x = np.pad(x, ((0, 0), (0, self.width - self.dim)))
-        w = self.weights.astype(np.float64)
         for step in self.steps:
             n, m = step.size, step.out
             if step.kind == "affine":
-                a = w[step.offset:step.offset + m * n].reshape(m, n)
-                b = w[step.offset + m * n:step.offset + m * n + m]
+                a, b = self.arrays(step)
                 x = np.pad(x[:, :n] @ a.T + b, ((0, 0), (0, self.width - m)))
             elif step.kind == "sll":
-                s = n * n
-                weight = w[step.offset:step.offset + s].reshape(n, n)
-                bias = w[step.offset + s:step.offset + s + n]
-                back = w[step.offset + s + n:step.offset + 2 * s + n].reshape(n, n)
+                weight, bias, back = self.arrays(step)
                 x = x + _activation(x @ weight + bias, step.activation, step.param) @ back
             elif step.kind in ("relu", "softplus"):
                 x = _activation(x, step.kind, step.param)

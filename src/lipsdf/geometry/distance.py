@@ -39,11 +39,18 @@ if TYPE_CHECKING:  # torch is imported only where a device tree is built
 
 ProgressCallback = Callable[[int], None]
 # A point cloud's winding numbers are read from at most this many of its points (a random subset, each point
-# standing for its share of the area): libigl's octree and expansion grow faster than the points, to
-# gigabytes at a few hundred thousand; with 50,000 a 5M-point cloud samples in under a minute and 2.3 GB
-# (benchmarks/results/scale.md). Inside and outside farther from the surface than the subset's spacing do
-# not change; signs closer than that come from fewer points.
+# standing for its share of the area), which bounds libigl's octree and expansion whatever the cloud's size
+# (a 5M-point cloud's time and memory: benchmarks/results/scale.md). Inside and outside farther from the
+# surface than the subset's spacing do not change; signs closer than that come from fewer points.
 WINDING_POINTS = 50_000
+
+
+def winding_subset(count: int) -> np.ndarray:
+    """The sorted indices of the points of a ``count``-point cloud that its winding numbers are read from:
+    all of them up to :data:`WINDING_POINTS`, else that many, drawn at random (the same on every run)."""
+    if count <= WINDING_POINTS:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, WINDING_POINTS, replace=False))
 
 
 def _pad3(points: np.ndarray) -> np.ndarray:
@@ -173,7 +180,7 @@ class GroundTruth:
             else:
                 cloud = shape
                 if len(shape.points) > WINDING_POINTS:
-                    pick = np.sort(np.random.default_rng(0).choice(len(shape.points), WINDING_POINTS, replace=False))
+                    pick = winding_subset(len(shape.points))
                     cloud = PointCloud(shape.points[pick], None if shape.normals is None else shape.normals[pick])
                 normals, areas, self._normals_done = oriented_normals_and_areas(cloud)
                 self._scan = ScanDistance(cloud.points, normals)

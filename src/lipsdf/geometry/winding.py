@@ -58,9 +58,9 @@ def mesh_winding_kernel(vertices: np.ndarray, faces: np.ndarray) -> Kernel:
 def point_cloud_winding_kernel(points: np.ndarray, normals: np.ndarray, areas: np.ndarray) -> Kernel:
     """A function of query points giving the point-cloud winding number of oriented points with areas.
 
-    Each call builds libigl's octree and its expansion coefficients anew, in one C++ call: that is cheap
-    (under a second for 50,000 points), while libigl's separate precompute step, given the octree's cells
-    as Python lists, takes ten times as long for the same numbers (``benchmarks/results/scale.md``).
+    Each call builds libigl's octree and its expansion coefficients anew, inside one C++ call: libigl's
+    separate precompute step, given the octree's cells as Python lists, takes over ten times as long as
+    that whole call for the same numbers (``benchmarks/results/scale.md``).
 
     Examples
     --------
