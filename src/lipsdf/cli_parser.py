@@ -57,7 +57,7 @@ _CONFIG_FLAGS: dict[str, dict[str, tuple[str, dict]]] = {
                                                                    "metavar": ("LO", "HI")})},
     "training": {"--epochs": ("epochs", {}), "--batch-size": ("batch_size", {}), "--lr": ("lr", {"type": float}),
                  "--adam-beta2": ("adam_beta2", {}), "--optimiser": ("optimiser", {"choices": ("adam", "muon")}),
-                 "--muon-lr": ("muon_lr", {}),
+                 "--muon-lr": ("muon_lr", {}), "--error-focus": ("error_focus", {}),
                  "--margin": ("margin", {"type": float}), "--final-margin": ("final_margin", {"type": float}),
                  "--lam": ("lam", {}), "--recipe": ("recipe", {"choices": ("lipsdf", "paper")}),
                  "--loss": ("loss", {"choices": ("hkr", "fit", "fit-hinge", "sal", "sald")}), "--eikonal": ("eikonal", {}),

@@ -183,24 +183,34 @@ def _sald_objective(model: Model, batch: Batch) -> torch.Tensor:
             + batch.sald_weight * sald_gradient_loss(input_gradient(values, surface), batch.surface_normals))
 
 
+def _distance_error(values: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    return (values - distances).abs()
+
+
+def _unsigned_error(values: torch.Tensor, unsigned_distances: torch.Tensor) -> torch.Tensor:
+    return (values.abs() - unsigned_distances).abs()
+
+
 @dataclass(frozen=True)
 class Loss:
     """A training objective: the dataset modes it trains on, the function of (model, batch), the dataset
-    array its batches' targets come from (``labels`` or ``distances``), and whether it differentiates the
-    input gradient (given the eikonal weight), which ``torch.compile`` cannot train."""
+    array its batches' targets come from (``labels`` or ``distances``), whether it differentiates the
+    input gradient (given the eikonal weight), which ``torch.compile`` cannot train, and for the losses
+    that fit distances each point's error (what an error focus draws points by)."""
 
     modes: tuple[str, ...]
     objective: Callable[[Model, Batch], torch.Tensor]
     second_order: Callable[[float], bool] = lambda eikonal: False
     targets: str = "distances"
+    point_error: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None  # (values, targets) -> (n,)
 
 
 LOSSES: dict[str, Loss] = {
     "hkr": Loss(("signed", "unsigned"), _hkr_objective, targets="labels"),
-    "fit": Loss(("dist",), _fit_objective, lambda eikonal: eikonal > 0),
-    "fit-hinge": Loss(("signed", "unsigned", "dist"), _fit_hinge_objective),
-    "sal": Loss(("sal",), _sal_objective),
-    "sald": Loss(("sal",), _sald_objective, lambda eikonal: True),
+    "fit": Loss(("dist",), _fit_objective, lambda eikonal: eikonal > 0, point_error=_distance_error),
+    "fit-hinge": Loss(("signed", "unsigned", "dist"), _fit_hinge_objective, point_error=_distance_error),
+    "sal": Loss(("sal",), _sal_objective, point_error=_unsigned_error),
+    "sald": Loss(("sal",), _sald_objective, lambda eikonal: True, point_error=_unsigned_error),
 }
 DEFAULT_LOSS = {"signed": "hkr", "unsigned": "hkr", "dist": "fit", "sal": "sald"}
 

@@ -12,7 +12,6 @@ summary says so (``stopped``).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
@@ -46,19 +45,18 @@ class Budget:
     step_seconds: dict[str, float] = field(default_factory=dict)
     train_seconds: Optional[float] = None
 
-    def sized(self, cost: StepCost, elapsed: float, points: int, config: TrainingConfig) -> "Budget":
+    def sized(self, cost: StepCost, elapsed: float, steps_per_epoch: int) -> "Budget":
         """The budget with its epochs fixed: those that fill the time left after ``elapsed`` seconds and
-        the finishing stages, at ``cost``, for ``points`` training points at ``config``'s batch size.
+        the finishing stages, at ``cost``, for epochs of ``steps_per_epoch`` steps.
 
         Examples
         --------
         >>> budget = Budget(100.0, finish_seconds=5.0)
-        >>> slow = budget.sized(StepCost({"float32": 1 / 16}), 5.0, 10_000, TrainingConfig(batch_size=1000))
-        >>> fast = budget.sized(StepCost({"float32": 1 / 32}), 5.0, 10_000, TrainingConfig(batch_size=1000))
+        >>> slow = budget.sized(StepCost({"float32": 1 / 16}), 5.0, steps_per_epoch=10)
+        >>> fast = budget.sized(StepCost({"float32": 1 / 32}), 5.0, steps_per_epoch=10)
         >>> slow.epochs, fast.epochs  # 0.96 of the 90 s left, at 10 steps an epoch
         (138, 276)
         """
-        steps_per_epoch = math.ceil(points / min(config.batch_size, points))
         available = max(0.0, PLANNED_SHARE * (self.seconds - elapsed - self.finish_seconds))
         epochs = cost.epochs_within(available, steps_per_epoch)
         epoch_seconds = cost.epoch_seconds(steps_per_epoch)

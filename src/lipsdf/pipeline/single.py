@@ -288,7 +288,7 @@ def size_training(plan: FitPlan, dataset: PointDataset, started: float) -> FitPl
     and the epochs that fill the time left of a fit that began at ``started`` (``time.perf_counter()``)."""
     probe = Trainer(dataset, plan.model, plan.training, device=str(plan.device))
     cost = probe.step_cost(PROBE_SECONDS if plan.device.type == "cpu" else PROBE_SECONDS / 3)
-    budget = plan.budget.sized(cost, time.perf_counter() - started, len(dataset.points), plan.training)
+    budget = plan.budget.sized(cost, time.perf_counter() - started, probe.steps_per_epoch)
     return replace(plan, budget=budget, training=replace(plan.training, epochs=budget.epochs))
 
 

@@ -26,7 +26,8 @@ from lipsdf.training.step import TrainingState
 def checkpoint_state(state: TrainingState, epochs_done: int, seconds: float, config: TrainingConfig,
                      model_config: dict[str, Any], dataset: PointDataset) -> dict[str, Any]:
     """Everything a resumed run needs beyond the weights (tensors and plain values only)."""
-    return {"epoch": epochs_done, "step": state.step, "optimizer": state.optimiser.state_dict(),
+    errors = {} if state.errors is None else {"errors": state.errors.detach().cpu().clone()}
+    return {**errors, "epoch": epochs_done, "step": state.step, "optimizer": state.optimiser.state_dict(),
             "generator": state.generator.get_state().cpu(), "torch_rng": torch.get_rng_state(),
             "log": json.dumps(state.log.records), "seconds": seconds,
             "config": json.dumps(asdict(config)), "model_config": json.dumps(model_config),
@@ -46,6 +47,8 @@ def restore(state: TrainingState, saved: dict[str, Any], dataset: PointDataset,
         group["lr"] = state.lr
     state.generator.set_state(saved["generator"].to(state.generator.get_state().device))
     torch.set_rng_state(saved["torch_rng"])
+    if state.errors is not None and "errors" in saved:
+        state.errors.copy_(saved["errors"].to(state.errors.device))
     state.log = EpochLog(log_path, json.loads(saved["log"]))
     state.step_count.fill_(int(saved["step"]))
     state.step = int(saved["step"])

@@ -53,6 +53,10 @@ class TrainingConfig:
     adam_beta2 : Adam's second-moment decay. A shorter memory (0.99, 0.95) follows the
         gradients' scale as the learning rate and the margin move, and helps short, high-rate runs.
     bf16_share : the share of the steps that run their products in bfloat16 under ``bf16`` precision.
+    error_focus : the share of each epoch's batch slots given to points drawn in proportion to their error
+        ``|f - d|`` when last trained on (the rest go through every point in a new order); 0 turns it off.
+        For the losses that fit distances (``fit-hinge``, ``fit``, ``sal``); hKR's labels have no error to
+        draw by, and ignore it.
     margin : the hinge's margin (hKR's, or ``fit-hinge``'s cap), unit-box units; default 0.01, or for
         unsigned fields in the ``lipsdf`` recipe 0.02 (see :meth:`margins`).
     final_margin : the margin at the end (``lipsdf`` recipe; default ``margin / 4`` for signed fields,
@@ -96,6 +100,7 @@ class TrainingConfig:
     cuda_graph: bool = True
     matmul_precision: str = "float32"
     bf16_share: float = BF16_SHARE
+    error_focus: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -119,6 +124,8 @@ class TrainingConfig:
             raise LipsdfError(f"Muon's learning rate must be positive, got {self.muon_lr}", option="muon_lr")
         if not 0 <= self.bf16_share <= 1:
             raise LipsdfError(f"the bfloat16 share must lie in [0, 1], got {self.bf16_share}", option="bf16_share")
+        if not 0 <= self.error_focus < 1:
+            raise LipsdfError(f"the error focus must lie in [0, 1), got {self.error_focus}", option="error_focus")
         if not 0 <= self.adam_beta2 < 1:
             raise LipsdfError(f"Adam's beta2 must lie in [0, 1), got {self.adam_beta2}", option="adam_beta2")
         if self.eikonal < 0 or self.sald_weight < 0 or self.checkpoint_every < 0:

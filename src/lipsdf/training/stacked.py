@@ -140,6 +140,7 @@ def _stacked_step(stack: StackedNetworks, optimiser, trainers: Sequence[Trainer]
             batch = Batch(points[k], state.data.targets.index_select(0, index), margin, lam, config.fit_norm,
                           config.eikonal, config.sald_weight)
             losses.append(trainer.loss.objective(lambda _, k=k: values[k], batch))
+            state.record_errors(trainer.loss, index, values[k])
     losses = torch.stack(losses)
     losses.sum().backward()
     optimiser.step()

@@ -107,30 +107,68 @@ class TrainingState:
     side_stream: Any = None  # the CUDA stream of the warm-up steps
     warm_steps: int = 0
     stopped: Optional[str] = None  # why the run ends before its last epoch (set by a callback)
+    focus: float = 0.0  # the share of an epoch's slots drawn by error (TrainingConfig.error_focus)
+    errors: Optional[torch.Tensor] = None  # (n,) each point's error when last trained on, under a focus
 
     def shuffle(self, device: torch.device) -> None:
-        """A new epoch: the points in a new order (every batch full: the last one wraps around)."""
-        n = len(self.data.points)
+        """A new epoch: the points in a new order (every batch full: the last one wraps around); under an
+        error focus, that share of the slots holds points drawn in proportion to their last error instead."""
+        n, slots = len(self.data.points), len(self.order)
+        focused = round(self.focus / (1 + self.focus) * slots) if self.errors is not None else 0
         order = torch.randperm(n, device=device, generator=self.generator)
-        self.order.copy_(order.repeat(math.ceil(len(self.order) / n))[:len(self.order)])
+        order = order.repeat(math.ceil((slots - focused) / n))[:slots - focused]
+        if focused:
+            weights = torch.clamp(self.errors, min=1e-12)  # a point fitted exactly keeps a (tiny) chance
+            drawn = torch.multinomial(weights, focused, replacement=True, generator=self.generator)
+            order = torch.cat([order, drawn])[torch.randperm(slots, device=device, generator=self.generator)]
+        self.order.copy_(order)
         self.loss_sum.zero_()
+
+    def record_errors(self, loss: Loss, index: torch.Tensor, values: torch.Tensor) -> None:
+        """Keep the error of the batch's points ``index`` at their ``values`` (a no-op without a focus)."""
+        if self.errors is not None:
+            targets = self.data.targets.index_select(0, index)
+            self.errors.index_copy_(0, index, loss.point_error(values.detach().float(), targets))
+
+
+def focuses(config: TrainingConfig, loss: Loss) -> bool:
+    """Whether a run of ``config`` and ``loss`` draws part of its epochs by error."""
+    return config.error_focus > 0 and loss.point_error is not None
+
+
+def epoch_shape(points: int, config: TrainingConfig, loss: Loss) -> tuple[int, int]:
+    """The batch size and the steps of an epoch over ``points`` training points: every point once, and
+    under an error focus ``error_focus`` times as many again drawn by error.
+
+    Examples
+    --------
+    >>> from lipsdf.losses import LOSSES
+    >>> epoch_shape(10_000, TrainingConfig(batch_size=1000), LOSSES["fit-hinge"])
+    (1000, 10)
+    >>> epoch_shape(10_000, TrainingConfig(batch_size=1000, error_focus=0.25), LOSSES["fit-hinge"])
+    (1000, 13)
+    """
+    batch = min(config.batch_size, points)
+    return batch, math.ceil(points * (1 + config.error_focus * focuses(config, loss)) / batch)
 
 
 def new_state(model: torch.nn.Module, forward: Callable, data: DeviceData, config: TrainingConfig, kind: str,
-              log: EpochLog, device: torch.device) -> TrainingState:
-    """A run at its first step: optimiser, schedule and the step's device tensors."""
+              log: EpochLog, device: torch.device, loss: Loss) -> TrainingState:
+    """A run at its first step: optimiser, schedule and the step's device tensors (with each point's error,
+    starting equal, where ``config`` focuses on errors and ``loss`` has them)."""
     generator = torch.Generator(device=device).manual_seed(config.seed)
     lr = torch.tensor(config.learning_rate, device=device)
     optimiser = build_optimiser(model, config, device, lr)
     n = len(data.points)
-    batch = min(config.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch)
+    batch, steps_per_epoch = epoch_shape(n, config, loss)
+    focused = focuses(config, loss)
     schedule = Schedule(config, steps_per_epoch * config.epochs, steps_per_epoch, kind)
     return TrainingState(model, forward, optimiser, data, generator, schedule, log, batch, steps_per_epoch,
                          time.perf_counter(),
                          order=torch.zeros(steps_per_epoch * batch, dtype=torch.long, device=device),
                          step_count=torch.zeros((), dtype=torch.float64, device=device), lr=lr,
-                         loss_sum=torch.zeros((), device=device))
+                         loss_sum=torch.zeros((), device=device), focus=config.error_focus,
+                         errors=torch.ones(n, device=device) if focused else None)
 
 
 def uses_bf16(config: TrainingConfig, state: TrainingState) -> bool:
@@ -153,8 +191,17 @@ def eager_step(state: TrainingState, loss: Loss, loss_name: str, config: Trainin
         batch.surface_points, batch.surface_normals = data.surface_points[pick], data.surface_normals[pick]
     state.lr.copy_(config.learning_rate * state.schedule.lr_factor(state.step_count))
     state.optimiser.zero_grad(set_to_none=True)
+    seen: list[torch.Tensor] = []  # the values at the batch's points: every objective's first evaluation
+
+    def forward(points: torch.Tensor) -> torch.Tensor:
+        values = state.forward(points)
+        if not seen:
+            seen.append(values)
+        return values
+
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(config, state)):
-        value = loss.objective(state.forward, batch)
+        value = loss.objective(forward, batch)
+    state.record_errors(loss, index, seen[0])
     value.backward()
     state.optimiser.step()
     state.loss_sum.add_(value.detach())

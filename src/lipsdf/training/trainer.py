@@ -41,7 +41,8 @@ from lipsdf.training.checkpoints import checkpoint_state, restore
 from lipsdf.training.config import TrainingConfig, chosen_loss, compiled, field_kind, model_config as default_model
 from lipsdf.training.log import EpochLog
 from lipsdf.training.offset import OffsetContext, OffsetRule, zero_level_offset
-from lipsdf.training.step import (DeviceData, StepCost, TrainingState, eager_step, finite, graph_step, new_state,
+from lipsdf.training.step import (DeviceData, StepCost, TrainingState, eager_step, epoch_shape, finite, graph_step,
+                                  new_state,
                                   time_steps, uses_bf16, using_matmul_precision)
 
 EPOCH_TEST_POINTS = 4096  # test points behind each epoch's logged errors
@@ -182,7 +183,7 @@ class Trainer:
         forward = compiled(model, self.loss, self.loss_name, self.config) if self.config.compile else model
         data = DeviceData.of(self.dataset, self.loss.targets, self.device)
         # the log is opened after everything that can reject the inputs, so no stray log is left
-        state = new_state(model, forward, data, self.config, self.kind, EpochLog(None), self.device)
+        state = new_state(model, forward, data, self.config, self.kind, EpochLog(None), self.device, self.loss)
         if self.resume is not None and log:
             return restore(state, self.resume, self.dataset, self.log)
         state.log = EpochLog(self.log if log else None)
@@ -196,6 +197,11 @@ class Trainer:
         else:
             eager_step(state, self.loss, self.loss_name, self.config, self.device)
         state.step += 1
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """The optimisation steps of one epoch (:func:`~lipsdf.training.step.epoch_shape`)."""
+        return epoch_shape(len(self.dataset.points), self.config, self.loss)[1]
 
     @property
     def uses_graph(self) -> bool:
