@@ -53,10 +53,10 @@ class TrainingConfig:
     adam_beta2 : Adam's second-moment decay. A shorter memory (0.99, 0.95) follows the
         gradients' scale as the learning rate and the margin move, and helps short, high-rate runs.
     bf16_share : the share of the steps that run their products in bfloat16 under ``bf16`` precision.
-    error_focus : the share of each epoch's batch slots given to points drawn in proportion to their error
-        ``|f - d|`` when last trained on (the rest go through every point in a new order); 0 turns it off.
-        For the losses that fit distances (``fit-hinge``, ``fit``, ``sal``); hKR's labels have no error to
-        draw by, and ignore it.
+    error_focus : each epoch goes through every point once and then this many times as many again, drawn
+        in proportion to their error ``|f - d|`` when last trained on; 0 turns it off. For the losses that
+        fit distances (``fit-hinge``, ``fit``, ``sal``, ``sald``); hKR's labels have no error to draw by,
+        and ignore it.
     margin : the hinge's margin (hKR's, or ``fit-hinge``'s cap), unit-box units; default 0.01, or for
         unsigned fields in the ``lipsdf`` recipe 0.02 (see :meth:`margins`).
     final_margin : the margin at the end (``lipsdf`` recipe; default ``margin / 4`` for signed fields,

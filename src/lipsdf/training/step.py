@@ -107,12 +107,12 @@ class TrainingState:
     side_stream: Any = None  # the CUDA stream of the warm-up steps
     warm_steps: int = 0
     stopped: Optional[str] = None  # why the run ends before its last epoch (set by a callback)
-    focus: float = 0.0  # the share of an epoch's slots drawn by error (TrainingConfig.error_focus)
+    focus: float = 0.0  # points drawn by error per point of the permutation (TrainingConfig.error_focus)
     errors: Optional[torch.Tensor] = None  # (n,) each point's error when last trained on, under a focus
 
     def shuffle(self, device: torch.device) -> None:
         """A new epoch: the points in a new order (every batch full: the last one wraps around); under an
-        error focus, that share of the slots holds points drawn in proportion to their last error instead."""
+        error focus, the slots beyond the permutation hold points drawn in proportion to their last error."""
         n, slots = len(self.data.points), len(self.order)
         focused = round(self.focus / (1 + self.focus) * slots) if self.errors is not None else 0
         order = torch.randperm(n, device=device, generator=self.generator)

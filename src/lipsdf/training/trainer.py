@@ -42,8 +42,7 @@ from lipsdf.training.config import TrainingConfig, chosen_loss, compiled, field_
 from lipsdf.training.log import EpochLog
 from lipsdf.training.offset import OffsetContext, OffsetRule, zero_level_offset
 from lipsdf.training.step import (DeviceData, StepCost, TrainingState, eager_step, epoch_shape, finite, graph_step,
-                                  new_state,
-                                  time_steps, uses_bf16, using_matmul_precision)
+                                  new_state, time_steps, uses_bf16, using_matmul_precision)
 
 EPOCH_TEST_POINTS = 4096  # test points behind each epoch's logged errors
 
