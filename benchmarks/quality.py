@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import time
@@ -115,9 +114,8 @@ def epochs_for_budget(dataset: PointDataset, model: dict, budget: float, trainin
     uses: the step and the epoch's end timed on the dataset itself (:meth:`lipsdf.training.Trainer.step_cost`;
     under ``bf16`` precision both kinds of step)."""
     config = TrainingConfig(epochs=1, checkpoint_every=0, **training)
-    cost = Trainer(dataset, model, config).step_cost(PROBE_SECONDS)
-    steps_per_epoch = math.ceil(len(dataset.points) / min(config.batch_size, len(dataset.points)))
-    return cost.epochs_within(budget, steps_per_epoch)
+    trainer = Trainer(dataset, model, config)
+    return trainer.step_cost(PROBE_SECONDS).epochs_within(budget, trainer.steps_per_epoch)
 
 
 def run_shape(name: str, budget: float, n: int, contenders: list[str], epochs_given: dict[str, int]) -> dict:

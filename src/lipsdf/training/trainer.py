@@ -268,7 +268,7 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_train_end(self, state)
         field = self.make_field(copy.deepcopy(state.model), record["margin"])
-        field.summary = self._summary(record, state.log, complete=last)
+        field.summary = run_summary(self, record, state.log, complete=last)
         if state.stopped:
             field.summary["stopped"] = state.stopped
         training = None if last else checkpoint_state(state, epoch + 1, time.perf_counter() - state.started,
@@ -280,11 +280,6 @@ class Trainer:
         state.checkpointed = epoch + 1
         return field, record
 
-    def _summary(self, record: dict[str, Any], log: EpochLog, complete: bool) -> dict[str, Any]:
-        return {"loss": self.loss_name, "epochs": record["epoch"], "complete": complete,
-                "config": asdict(self.config), "device": str(self.device), "diagonal": self.diagonal,
-                "seconds": record["seconds"], "final": record, "best_mae": min(r["mae"] for r in log.records)}
-
     def _diverged(self, epoch: int, loss: float, state: TrainingState) -> None:
         kept = ""
         if state.good_state is not None and self.output is not None:
@@ -292,7 +287,7 @@ class Trainer:
             model.load_state_dict(state.good_state)
             record = state.log.records[-1]
             field = self.make_field(model, record["margin"])
-            field.summary = self._summary(record, state.log, complete=False)
+            field.summary = run_summary(self, record, state.log, complete=False)
             field.save(self.output)
             kept = f"; kept the field of epoch {epoch} in {self.output}"
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1} (loss {loss}){kept}; "
@@ -314,3 +309,10 @@ def train(dataset: PointDataset, model_config: Optional[dict[str, Any]] = None,
     (1,)
     """
     return Trainer(dataset, model_config, config or TrainingConfig(), **options).run()
+
+
+def run_summary(trainer: Trainer, record: dict[str, Any], log: EpochLog, complete: bool) -> dict[str, Any]:
+    """A field's ``summary``: how ``trainer``'s run went up to the epoch of ``record``."""
+    return {"loss": trainer.loss_name, "epochs": record["epoch"], "complete": complete,
+            "config": asdict(trainer.config), "device": str(trainer.device), "diagonal": trainer.diagonal,
+            "seconds": record["seconds"], "final": record, "best_mae": min(r["mae"] for r in log.records)}
